@@ -1,0 +1,167 @@
+// qinfer/model/transformer.hpp — the forward pass of a llama-family decoder.
+//
+// Reads top to bottom like the architecture diagram: embed, then per layer
+//   x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
+//   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+// then the final norm and the output head. Architecture differences come from `Arch`.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "../ops/activation.hpp"
+#include "../ops/attention.hpp"
+#include "../ops/matmul.hpp"
+#include "../ops/norm.hpp"
+#include "../ops/rope.hpp"
+#include "config.hpp"
+#include "kv_cache.hpp"
+#include "weights.hpp"
+
+QINFER_NAMESPACE_BEGIN
+
+// One intermediate result, reported to a trace hook: `values` holds the vector for the
+// token at absolute position `pos`. Stages, in order per layer: "attn_norm", "attn_out",
+// "ffn_inp", "ffn_out", "l_out"; after the last layer "result_norm".
+struct trace_event {
+    int layer;  // -1 for the final norm
+    std::string_view stage;
+    std::int64_t pos;
+    std::span<const float> values;
+};
+using trace_hook = std::function<void(const trace_event&)>;
+
+// Activation buffers, sized for the largest batch seen so far.
+struct forward_scratch {
+    std::vector<float> x, xn, q, k, v, att, o, gate, up, scores, rope;
+    matmul_scratch mm;
+};
+
+namespace detail {
+
+inline void ensure(std::vector<float>& v, std::int64_t n) {
+    if (std::int64_t(v.size()) < n) v.resize(std::size_t(n));
+}
+
+inline void emit(const trace_hook* hook, int layer, std::string_view stage, std::int64_t n_past, const float* base,
+                 std::int64_t n_tokens, std::int64_t width) {
+    if (!hook || !*hook) return;
+    for (std::int64_t t = 0; t < n_tokens; ++t)
+        (*hook)(trace_event{layer, stage, n_past + t, std::span<const float>(base + t * width, std::size_t(width))});
+}
+
+}  // namespace detail
+
+// Runs `tokens` at positions n_past, n_past+1, ... and writes logits: for every token when
+// `all_logits`, else for the last one only (n_vocab floats each).
+template <class Arch>
+void forward(const model_config& c, const model_weights& w, kv_cache& cache, std::span<const std::int32_t> tokens,
+             std::int64_t n_past, bool all_logits, float* logits, executor& pool, forward_scratch& s,
+             const trace_hook* trace = nullptr) {
+    const std::int64_t n = std::int64_t(tokens.size());
+    const std::int64_t d = c.n_embd, hd = c.head_dim;
+    const std::int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+    const std::int64_t group = c.n_head / c.n_head_kv;
+    const std::int64_t n_ctx_used = n_past + n;
+    detail::ensure(s.x, n * d);
+    detail::ensure(s.xn, n * d);
+    detail::ensure(s.q, n * q_dim);
+    detail::ensure(s.k, n * kv_dim);
+    detail::ensure(s.v, n * kv_dim);
+    detail::ensure(s.att, n * q_dim);
+    detail::ensure(s.o, n * d);
+    detail::ensure(s.gate, n * c.n_ff);
+    detail::ensure(s.up, n * c.n_ff);
+    detail::ensure(s.scores, c.n_head * n_ctx_used);
+    detail::ensure(s.rope, n * c.n_rot);
+
+    rope_params rp;
+    rp.layout = Arch::rope;
+    rp.n_rot = int(c.n_rot);
+    rp.freq_base = c.rope_freq_base;
+    rp.freq_scale = c.rope_freq_scale;
+    rp.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
+    for (std::int64_t t = 0; t < n; ++t) rope_angles(rp, n_past + t, s.rope.data() + t * c.n_rot);
+
+    // --- embeddings -------------------------------------------------------------------
+    for (std::int64_t t = 0; t < n; ++t) {
+        const std::int32_t id = tokens[std::size_t(t)];
+        if (id < 0 || id >= c.n_vocab)
+            throw error("qinfer: token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
+        dequantize_row(w.tok_embd, id, s.x.data() + t * d);
+    }
+
+    const float kq_scale = 1.0f / std::sqrt(float(hd));
+    for (std::int64_t il = 0; il < c.n_layer; ++il) {
+        const layer_weights& L = w.layers[std::size_t(il)];
+        const int li = int(il);
+
+        // --- attention ----------------------------------------------------------------
+        for (std::int64_t t = 0; t < n; ++t)
+            rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+        detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
+        matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.mm);
+        matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.mm);
+        matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.mm);
+        for (std::int64_t t = 0; t < n; ++t) {
+            float* q = s.q.data() + t * q_dim;
+            float* k = s.k.data() + t * kv_dim;
+            float* v = s.v.data() + t * kv_dim;
+            if constexpr (Arch::qkv_bias) {
+                for (std::int64_t i = 0; i < q_dim; ++i) q[i] += L.bq[std::size_t(i)];
+                for (std::int64_t i = 0; i < kv_dim; ++i) k[i] += L.bk[std::size_t(i)];
+                for (std::int64_t i = 0; i < kv_dim; ++i) v[i] += L.bv[std::size_t(i)];
+            }
+            if constexpr (Arch::qk_norm) {
+                for (std::int64_t h = 0; h < c.n_head; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, c.rms_eps);
+                for (std::int64_t h = 0; h < c.n_head_kv; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, c.rms_eps);
+            }
+            rope_apply(rp, s.rope.data() + t * c.n_rot, q, int(c.n_head), int(hd));
+            rope_apply(rp, s.rope.data() + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            cache.store(il, n_past + t, k, v);
+        }
+        auto attend_all = [&]<class T>() {
+            const kv_layer_view<T> kv = cache.layer<T>(il);
+            auto head = [&](int h) {
+                float* scores = s.scores.data() + std::int64_t(h) * n_ctx_used;
+                for (std::int64_t t = 0; t < n; ++t)
+                    attend_head(kv, s.q.data() + t * q_dim + h * hd, int(h / group), int(hd), n_past + t, kq_scale, scores,
+                                s.att.data() + t * q_dim + h * hd);
+            };
+            if (c.n_head * n * n_ctx_used * hd < (std::int64_t(1) << 16))  // too little work to share
+                for (int h = 0; h < int(c.n_head); ++h) head(h);
+            else
+                pool.parallel_for(int(c.n_head), head);
+        };
+        if (cache.type() == kv_type::f16) attend_all.template operator()<fp16>();
+        else attend_all.template operator()<float>();
+        matmul(L.wo, s.att.data(), n, s.o.data(), pool, s.mm);
+        detail::emit(trace, li, "attn_out", n_past, s.o.data(), n, d);
+        for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] += s.o[std::size_t(i)];
+        detail::emit(trace, li, "ffn_inp", n_past, s.x.data(), n, d);
+
+        // --- feed-forward -------------------------------------------------------------
+        for (std::int64_t t = 0; t < n; ++t)
+            rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+        matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.mm);
+        matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.mm);
+        swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
+        matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
+        detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);
+        for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] += s.o[std::size_t(i)];
+        detail::emit(trace, li, "l_out", n_past, s.x.data(), n, d);
+    }
+
+    // --- output head ------------------------------------------------------------------
+    const std::int64_t first = all_logits ? 0 : n - 1;
+    for (std::int64_t t = first; t < n; ++t)
+        rms_norm(s.x.data() + t * d, w.output_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+    detail::emit(trace, -1, "result_norm", n_past + first, s.xn.data() + first * d, n - first, d);
+    matmul(w.output, s.xn.data() + first * d, n - first, logits, pool, s.mm);
+}
+
+QINFER_NAMESPACE_END

@@ -1,0 +1,190 @@
+// qinfer/quant/q4_1.hpp — Q4_1: 4-bit weights with an fp16 scale and an fp16 minimum per 32.
+//
+// Layout (20 bytes, identical to ggml's block_q4_1): w = d * q + m, q in 0..15.
+// qs[j] holds weight j in its low nibble and weight j+16 in its high nibble.
+// Dot products take Q8_1 activations: per block, sum(w * a) = d*da * sum(q * qa) + m * s,
+// with s = da * sum(qa) precomputed in the Q8_1 block.
+#pragma once
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdint>
+
+#include "../core/cpu.hpp"
+#include "../core/fp16.hpp"
+#include "block_traits.hpp"
+#include "detail/float_formats.hpp"
+#include "detail/simd.hpp"
+#include "detail/x86.hpp"
+#include "q8_1.hpp"
+
+QINFER_NAMESPACE_BEGIN
+
+struct block_q4_1 {
+    fp16 d;                 // scale
+    fp16 m;                 // minimum (offset)
+    std::uint8_t qs[16];    // nibbles, see above
+};
+static_assert(sizeof(block_q4_1) == 20);
+
+template <> struct block_traits<block_q4_1> {
+    static constexpr type_id id = type_id::q4_1;
+    static constexpr int block_size = 32;
+    using dot_operand = block_q8_1;
+};
+
+// Reference quantization (== ggml's quantize_row_q4_1_ref): the block's range [min, max] is
+// cut into 15 steps; q = trunc((x - min) / d + 0.5), capped at 15.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_1* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n / 32; ++i, x += 32) {
+        float lo = FLT_MAX, hi = -FLT_MAX;
+        for (int j = 0; j < 32; ++j) {
+            if (x[j] < lo) lo = x[j];
+            if (x[j] > hi) hi = x[j];
+        }
+        const float d = (hi - lo) / 15;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = to_fp16(d);
+        y[i].m = to_fp16(lo);
+        for (int j = 0; j < 16; ++j) {
+            // ggml converts to int8 (through int on x86) before capping at 15
+            const int q0 = std::min(15, int(static_cast<std::int8_t>(static_cast<int>((x[j] - lo) * id + 0.5f))));
+            const int q1 = std::min(15, int(static_cast<std::int8_t>(static_cast<int>((x[j + 16] - lo) * id + 0.5f))));
+            y[i].qs[j] = static_cast<std::uint8_t>(std::uint8_t(q0) | (std::uint8_t(q1) << 4));
+        }
+    }
+}
+
+namespace detail::scalar {
+
+inline void dequantize_row(const block_q4_1* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        const float d = to_float(x[i].d), m = to_float(x[i].m);
+        for (int j = 0; j < 16; ++j) {
+            y[i * 32 + j] = (x[i].qs[j] & 0x0f) * d + m;
+            y[i * 32 + j + 16] = (x[i].qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+// Same operation order as ggml's generic vec_dot_q4_1_q8_1: (dw*da)*sumi + m*s per block.
+inline float dot(const block_q4_1* w, const block_q8_1* a, std::int64_t n) noexcept {
+    float sum = 0.0f;
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        int sumi0 = 0, sumi1 = 0;
+        for (int j = 0; j < 16; ++j) {
+            sumi0 += (w[i].qs[j] & 0x0f) * a[i].qs[j];
+            sumi1 += (w[i].qs[j] >> 4) * a[i].qs[j + 16];
+        }
+        sum += (to_float(w[i].d) * to_float(a[i].d)) * static_cast<float>(sumi0 + sumi1) +
+               to_float(w[i].m) * to_float(a[i].s);
+    }
+    return sum;
+}
+
+}  // namespace detail::scalar
+
+namespace detail::simd {
+
+template <class Arch = default_arch>
+inline void dequantize_row(const block_q4_1* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    alignas(64) std::int32_t q[32];
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        for (int j = 0; j < 16; ++j) {
+            q[j] = x[i].qs[j] & 0x0f;
+            q[j + 16] = x[i].qs[j] >> 4;
+        }
+        scale_ints_add<Arch, 32>(q, to_float(x[i].d), to_float(x[i].m), y + i * 32);
+    }
+}
+
+}  // namespace detail::simd
+
+#if QINFER_X86_DISPATCH
+QINFER_GCC105593_BEGIN
+namespace detail::avx2 {
+
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q4_1* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n / 32; ++i)
+        x86f::scale_bytes<false, true>(x86::unpack_nibbles(x[i].qs), x86f::h2f(x[i].d), x86f::h2f(x[i].m), y + 32 * i);
+}
+
+// ggml's AVX2 order (same bits as its AVX2 builds): one 8-lane accumulator of
+// (dw*da) * sum(q*qa), block after block; the m*s terms summed on the side (lane 1 of
+// `offsets`, in ggml's order) and added at the end. A block's pair [dw*da, m*s] comes from
+// one F16C conversion per side and one multiply.
+QINFER_TARGET_AVX2 inline float dot(const block_q4_1* w, const block_q8_1* a, std::int64_t n) noexcept {
+    __m256 acc = _mm256_setzero_ps();
+    __m128 offsets = _mm_setzero_ps();
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        const __m128 s = _mm_mul_ps(x86f::h2f_pair(&w[i].d), x86f::h2f_pair(&a[i].d));  // [dw*da, m*s]
+        offsets = _mm_add_ps(offsets, s);
+        const __m256i qw = x86::unpack_nibbles(w[i].qs);
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(s), _mm256_cvtepi32_ps(x86::dot_u8s8(qw, qa)), acc);
+    }
+    return x86::hsum(acc) + _mm_cvtss_f32(_mm_movehdup_ps(offsets));
+}
+
+}  // namespace detail::avx2
+
+namespace detail::avx512 {
+
+// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block: VNNI takes the unsigned
+// nibbles directly.
+QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q4_1* w, const block_q8_1* a) noexcept {
+    const __m512i qw = x86f::unpack_nibbles_x2(w[0].qs, w[1].qs);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, x86f::load_q8_x2(a[0].qs, a[1].qs)));
+}
+
+// Four blocks per step, two per 512-bit register, two accumulator chains. The [dw*da, m*s]
+// pairs of the four blocks come from one F16C conversion per side and one multiply; the
+// m*s terms collect in the odd lanes of `offsets`.
+QINFER_TARGET_AVX512 inline float dot(const block_q4_1* w, const block_q8_1* a, std::int64_t n) noexcept {
+    const std::int64_t nb = n / 32;
+    const __m512i first = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i second = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m256 offsets = _mm256_setzero_ps();
+    std::int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 s = _mm256_mul_ps(x86f::h2f_pairs_x4(&w[i].d, sizeof(block_q4_1)), x86f::h2f_pairs_x4(&a[i].d, sizeof(block_q8_1)));
+        offsets = _mm256_add_ps(offsets, s);
+        const __m512 s512 = _mm512_castps256_ps512(s);
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, s512), pair_sums(w + i, a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, s512), pair_sums(w + i + 2, a + i + 2), acc1);
+    }
+    float tail = 0.0f;
+    for (; i < nb; ++i) {
+        const __m128 s = _mm_mul_ps(x86f::h2f_pair(&w[i].d), x86f::h2f_pair(&a[i].d));
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
+        const int sumi = x86::hsum(x86::dot_u8s8_vnni(x86::unpack_nibbles(w[i].qs), qa));
+        tail += (_mm_cvtss_f32(s) * static_cast<float>(sumi) + _mm_cvtss_f32(_mm_movehdup_ps(s)));
+    }
+    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail + x86f::sum_odd_lanes(offsets);
+}
+
+}  // namespace detail::avx512
+QINFER_GCC105593_END
+#endif
+
+inline void dequantize_row(const block_q4_1* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
+    detail::simd::dequantize_row(x, y, n);
+}
+
+// Dot product of n weights with n activations quantized by `quantize_activations` (Q8_1).
+inline float dot(const block_q4_1* w, const block_q8_1* a, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    switch (active_isa()) {
+    case isa::avx512: return detail::avx512::dot(w, a, n);
+    case isa::avx2: return detail::avx2::dot(w, a, n);
+    default: break;
+    }
+#endif
+    return detail::scalar::dot(w, a, n);
+}
+
+QINFER_NAMESPACE_END

@@ -1,0 +1,101 @@
+// tests/model/synthetic.hpp — small random models in the shapes of the supported
+// architectures, with a real vocabulary, written by qinfer's GGUF writer.
+//
+// Weights are scaled so activations keep unit size through the layers and the output
+// logits have a standard deviation near 6: next-token distributions are peaked, so greedy
+// choices are not decided by rounding (N(0, 0.02) weights give near-flat logits where the
+// argmax flips on the last bit).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <qinfer/gguf/reader.hpp>
+#include <qinfer/gguf/writer.hpp>
+
+namespace mtest {
+
+struct synthetic_shape {
+    std::string arch;       // llama, qwen2, qwen3
+    std::string vocab_file; // a vocabulary GGUF from ../shared/refdata/vocab
+    std::int64_t n_embd = 256, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 64, n_ff = 768;
+    bool tied = false;      // no output.weight: the head reuses token_embd
+    bool rope_freqs = false;// llama3-style per-pair frequency factors
+};
+
+inline void write_synthetic(const synthetic_shape& s, const std::string& path, unsigned seed) {
+    namespace gguf = qinfer::gguf;
+    const gguf::reader vocab(s.vocab_file);
+    const auto tokens = vocab.require_array<std::string_view>("tokenizer.ggml.tokens");
+    const std::int64_t n_vocab = std::int64_t(tokens.size());
+
+    gguf::writer w;
+    const std::string a = s.arch;
+    w.set("general.architecture", a);
+    w.set("general.name", "qinfer synthetic " + a);
+    w.set(a + ".context_length", std::uint32_t(512));
+    w.set(a + ".embedding_length", std::uint32_t(s.n_embd));
+    w.set(a + ".block_count", std::uint32_t(s.n_layer));
+    w.set(a + ".feed_forward_length", std::uint32_t(s.n_ff));
+    w.set(a + ".attention.head_count", std::uint32_t(s.n_head));
+    w.set(a + ".attention.head_count_kv", std::uint32_t(s.n_head_kv));
+    w.set(a + ".attention.key_length", std::uint32_t(s.head_dim));
+    w.set(a + ".attention.value_length", std::uint32_t(s.head_dim));
+    w.set(a + ".rope.dimension_count", std::uint32_t(s.head_dim));
+    w.set(a + ".rope.freq_base", 10000.0f);
+    w.set(a + ".attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set("general.file_type", std::uint32_t(0));
+    for (const auto& e : vocab.metadata())
+        if (e.key.substr(0, 10) == "tokenizer.") w.set(std::string(e.key), e.value);
+
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    auto tensor = [&](const std::string& name, std::vector<std::int64_t> ne, auto gen) {
+        std::int64_t n = 1;
+        for (auto d : ne) n *= d;
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& x : v) x = gen();
+        w.add_tensor(name, qinfer::type_id::f32, ne, std::as_bytes(std::span<const float>(v)));
+    };
+    auto gauss = [&](float sd) { return [&, sd] { return normal(rng) * sd; }; };
+    auto near_one = [&] { return 1.0f + 0.1f * normal(rng); };
+    const std::int64_t q_dim = s.n_head * s.head_dim, kv_dim = s.n_head_kv * s.head_dim;
+    const float in_sd = 1.0f / std::sqrt(float(s.n_embd));
+
+    // Tied models read logits off the embeddings, so those get the output head's scale.
+    tensor("token_embd.weight", {s.n_embd, n_vocab}, gauss(s.tied ? 6.0f * in_sd : 1.0f));
+    tensor("output_norm.weight", {s.n_embd}, near_one);
+    if (!s.tied) tensor("output.weight", {s.n_embd, n_vocab}, gauss(6.0f * in_sd));
+    if (s.rope_freqs) {
+        int i = 0;
+        tensor("rope_freqs.weight", {s.head_dim / 2}, [&] { return 1.0f + float(i++ % 8); });
+    }
+    for (std::int64_t l = 0; l < s.n_layer; ++l) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        tensor(b + "attn_norm.weight", {s.n_embd}, near_one);
+        tensor(b + "attn_q.weight", {s.n_embd, q_dim}, gauss(in_sd));
+        tensor(b + "attn_k.weight", {s.n_embd, kv_dim}, gauss(in_sd));
+        tensor(b + "attn_v.weight", {s.n_embd, kv_dim}, gauss(in_sd));
+        tensor(b + "attn_output.weight", {q_dim, s.n_embd}, gauss(1.0f / std::sqrt(float(q_dim))));
+        if (s.arch == "qwen2") {
+            tensor(b + "attn_q.bias", {q_dim}, gauss(0.2f));
+            tensor(b + "attn_k.bias", {kv_dim}, gauss(0.2f));
+            tensor(b + "attn_v.bias", {kv_dim}, gauss(0.2f));
+        }
+        if (s.arch == "qwen3") {
+            tensor(b + "attn_q_norm.weight", {s.head_dim}, near_one);
+            tensor(b + "attn_k_norm.weight", {s.head_dim}, near_one);
+        }
+        tensor(b + "ffn_norm.weight", {s.n_embd}, near_one);
+        tensor(b + "ffn_gate.weight", {s.n_embd, s.n_ff}, gauss(in_sd));
+        tensor(b + "ffn_up.weight", {s.n_embd, s.n_ff}, gauss(in_sd));
+        tensor(b + "ffn_down.weight", {s.n_ff, s.n_embd}, gauss(1.0f / std::sqrt(float(s.n_ff))));
+    }
+    w.write(path);
+}
+
+}  // namespace mtest

@@ -1,0 +1,12 @@
+#include <qinfer/quant/q4_0.hpp>
+
+#include "quant/harness_dot.hpp"
+
+TEST_CASE("q4_0 matches ggml") {
+    const oracle::ggml* g = oracle::get();
+    if (!g) return;
+    qtest::check_quantize<qinfer::block_q4_0>(*g, true);
+    qtest::check_quantize<qinfer::block_q4_0>(*g, false);
+    qtest::check_dequantize<qinfer::block_q4_0>(*g);
+    qtest::check_dot<qinfer::block_q4_0>(*g);
+}
