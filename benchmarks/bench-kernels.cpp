@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     const std::int64_t cols = 4096, rows = 64, n = cols * rows;
     std::mt19937 rng(42);
     std::normal_distribution<float> normal;
-    std::vector<float> x(std::size_t(n)), act(std::size_t(cols)), out(std::size_t(n));
+    std::vector<float> x(static_cast<std::size_t>(n)), act(static_cast<std::size_t>(cols)), out(static_cast<std::size_t>(n));
     for (auto& v : x) v = normal(rng);
     for (auto& v : act) v = normal(rng);
 
@@ -85,11 +85,12 @@ int main(int argc, char** argv) {
         const std::string name(qinfer::type_name(id));
         if (!only.empty() && only != name) continue;
         qinfer::visit_type(id, [&]<class Block>() {
+          if constexpr (qinfer::weight_block<Block>) {
             using Operand = typename qinfer::block_traits<Block>::dot_operand;
             const std::int64_t wblocks = cols / qinfer::block_traits<Block>::block_size;
             const std::int64_t ablocks = cols / qinfer::block_traits<Operand>::block_size;
-            std::vector<Block> w(std::size_t(rows * wblocks));
-            std::vector<Operand> a(std::size_t(ablocks));
+            std::vector<Block> w(static_cast<std::size_t>(rows * wblocks));
+            std::vector<Operand> a(static_cast<std::size_t>(ablocks));
             for (std::int64_t r = 0; r < rows; ++r) qinfer::quantize_row(x.data() + r * cols, w.data() + r * wblocks, cols);
             qinfer::quantize_activations(act.data(), a.data(), cols);
             const auto* traits = g.get_type_traits(int(id));
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
             else
                 std::printf("| %s | %.1f | (copy) | - | %.1f | %.1f | %.2fx |\n", name.c_str(), dq, vq, vg, vq / vg);
             std::fflush(stdout);
+          }
         });
     }
     return 0;

@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
             std::cout << t << std::flush;
             return true;
         });
-        std::cout << "\n";
+        std::cout << std::endl;
         const double pp = r.prompt_seconds > 0 ? double(r.prompt_tokens.size()) / r.prompt_seconds : 0;
         const double tg = r.generate_seconds > 0 ? double(r.tokens.size()) / r.generate_seconds : 0;
         std::fprintf(stderr, "qinfer-run: prompt %zu tokens, %.1f t/s; generated %zu tokens, %.1f t/s (%s); %d threads\n",

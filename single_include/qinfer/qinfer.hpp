@@ -3982,6 +3982,8 @@ QINFER_NAMESPACE_END
 // The one place that lists which formats have kernels. Adding a format: its header, a row
 // in core/types.hpp, a case here, and tests.
 
+#include <concepts>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -5060,9 +5062,6 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
 }
 
 #if QINFER_X86_DISPATCH
-// fp16 -> float with the F16C instruction (exact, the same value as to_float).
-QINFER_TARGET_AVX2 inline float half_to_float(fp16 h) noexcept { return _cvtsh_ss(h.bits); }
-
 // The 16 levels in both 128-bit lanes, for byte-shuffle lookups.
 QINFER_TARGET_AVX2 inline __m256i levels_table() noexcept {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
@@ -5360,7 +5359,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_iq4_nl* w, const block_q8_0* a, 
         acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), s1, acc1);
     }
     if (i < nb) {
-        const float d = iq4::half_to_float(a[i].d) * iq4::half_to_float(w[i].d);
+        const float d = x86::half(a[i].d) * x86::half(w[i].d);
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(iq4::nl_block_dot(w[i], a[i], table)), acc0);
     }
     return x86::hsum(_mm256_add_ps(acc0, acc1));
@@ -5418,7 +5417,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_iq4_nl* w, const block_q8_0* a
     for (std::int64_t i = nb8; i < nb; ++i) {
         const __m256i qw = iq4::lookup_levels(w[i].qs, table256);
         const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const float d = iq4::half_to_float(a[i].d) * iq4::half_to_float(w[i].d);
+        const float d = x86::half(a[i].d) * x86::half(w[i].d);
         tail = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(qw, qa)), tail);
     }
     return x86::hsum(_mm512_add_ps(acc0, acc1)) + x86::hsum(tail);
@@ -5680,7 +5679,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_iq4_xs* w, const block_q8_K* a, 
     const __m256i table = iq4::levels_table();
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = iq4::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m256i sc = _mm256_broadcastsi128_si256(iq4::xs_scales_sse(w[i]));
         __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
         for (int g = 0; g < 8; g += 2) {
@@ -5726,7 +5725,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_iq4_xs* w, const block_q8_K* a
     const __m128i dup = _mm_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = iq4::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i sc16 = iq4::xs_scales_sse(w[i]);
         const __m256i sc2 = _mm256_set_m128i(_mm_shuffle_epi8(sc16, _mm_add_epi8(dup, _mm_set1_epi8(8))), _mm_shuffle_epi8(sc16, dup));
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -6452,9 +6451,6 @@ inline void unpack_q3_scales(const std::uint8_t in[12], std::int8_t s[16]) noexc
 }
 
 #if QINFER_X86_DISPATCH
-// fp16 -> float with the F16C instruction (exact, the same value as to_float).
-QINFER_TARGET_AVX2 inline float half_to_float(fp16 h) noexcept { return _cvtsh_ss(h.bits); }
-
 // Q3_K's 12 scale bytes -> the 16 signed scales (-32..31) as bytes of an SSE register.
 QINFER_TARGET_AVX2 inline __m128i unpack_q3_scales_sse(const std::uint8_t* in) noexcept {
     std::uint32_t w[3];
@@ -6671,7 +6667,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_q3_K* w, const block_q8_K* a, st
     const __m256i bit2 = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = ksym::unpack_q3_scales_sse(w[i].scales);
         const __m256i sc = ksym::scales_even_odd(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -6735,7 +6731,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_q3_K* w, const block_q8_K* a, 
     const __m512i hshl01 = halves16(2, 1), hshr23 = halves16(0, 1), hshr45 = halves16(2, 3), hshr67 = halves16(4, 5);
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = ksym::unpack_q3_scales_sse(w[i].scales);
         const __m512i sc = ksym::scales_by_lane(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -8271,7 +8267,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_q6_K* w, const block_q8_K* a, st
     const __m256i bits45 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
         const __m256i sc = ksym::scales_even_odd(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -8330,7 +8326,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_q6_K* w, const block_q8_K* a, 
     constexpr int or_masked = ksym::ternary_or_masked;  // (x & m) | y
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
         const __m512i sc = ksym::scales_by_lane(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -8381,6 +8377,13 @@ QINFER_NAMESPACE_END
 // ---- end qinfer/quant/q6_k.hpp ----
 
 QINFER_NAMESPACE_BEGIN
+
+// Block types that can be matmul weights: they have a dot product with their operand.
+// (Q8_1 and Q8_K are activation types only.)
+template <class Block>
+concept weight_block = requires(const Block* w, const typename block_traits<Block>::dot_operand* a) {
+    { dot(w, a, std::int64_t{}) } -> std::convertible_to<float>;
+};
 
 // True for the types `visit_type` accepts.
 constexpr bool has_kernels(type_id id) noexcept {
@@ -8455,13 +8458,6 @@ QINFER_NAMESPACE_END
 
 QINFER_NAMESPACE_BEGIN
 
-namespace detail {
-template <class Block>
-concept has_dot = requires(const Block* w, const typename block_traits<Block>::dot_operand* a) {
-    { dot(w, a, std::int64_t{}) };
-};
-}  // namespace detail
-
 // Scratch memory reused across calls (grown on first use, never shrunk).
 struct matmul_scratch {
     std::vector<std::byte> operand;
@@ -8479,7 +8475,7 @@ inline void matmul(const tensor_view& w, const float* x, std::int64_t n_tokens, 
                    matmul_scratch& scratch) {
     const std::int64_t k = w.cols(), m = w.rows();
     visit_type(w.type, [&]<class Block>() {
-        if constexpr (!detail::has_dot<Block>) {
+        if constexpr (!weight_block<Block>) {
             throw error("qinfer: tensor type " + std::string(type_name(w.type)) + " cannot be a weight matrix");
         } else {
             using Operand = typename block_traits<Block>::dot_operand;

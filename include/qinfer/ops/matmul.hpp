@@ -18,13 +18,6 @@
 
 QINFER_NAMESPACE_BEGIN
 
-namespace detail {
-template <class Block>
-concept has_dot = requires(const Block* w, const typename block_traits<Block>::dot_operand* a) {
-    { dot(w, a, std::int64_t{}) };
-};
-}  // namespace detail
-
 // Scratch memory reused across calls (grown on first use, never shrunk).
 struct matmul_scratch {
     std::vector<std::byte> operand;
@@ -42,7 +35,7 @@ inline void matmul(const tensor_view& w, const float* x, std::int64_t n_tokens, 
                    matmul_scratch& scratch) {
     const std::int64_t k = w.cols(), m = w.rows();
     visit_type(w.type, [&]<class Block>() {
-        if constexpr (!detail::has_dot<Block>) {
+        if constexpr (!weight_block<Block>) {
             throw error("qinfer: tensor type " + std::string(type_name(w.type)) + " cannot be a weight matrix");
         } else {
             using Operand = typename block_traits<Block>::dot_operand;

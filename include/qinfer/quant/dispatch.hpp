@@ -4,6 +4,8 @@
 // in core/types.hpp, a case here, and tests.
 #pragma once
 
+#include <concepts>
+#include <cstdint>
 #include <string>
 #include <utility>
 
@@ -28,6 +30,13 @@
 #include "q8_k.hpp"
 
 QINFER_NAMESPACE_BEGIN
+
+// Block types that can be matmul weights: they have a dot product with their operand.
+// (Q8_1 and Q8_K are activation types only.)
+template <class Block>
+concept weight_block = requires(const Block* w, const typename block_traits<Block>::dot_operand* a) {
+    { dot(w, a, std::int64_t{}) } -> std::convertible_to<float>;
+};
 
 // True for the types `visit_type` accepts.
 constexpr bool has_kernels(type_id id) noexcept {

@@ -149,7 +149,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_iq4_nl* w, const block_q8_0* a, 
         acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(d)), s1, acc1);
     }
     if (i < nb) {
-        const float d = iq4::half_to_float(a[i].d) * iq4::half_to_float(w[i].d);
+        const float d = x86::half(a[i].d) * x86::half(w[i].d);
         acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(iq4::nl_block_dot(w[i], a[i], table)), acc0);
     }
     return x86::hsum(_mm256_add_ps(acc0, acc1));
@@ -207,7 +207,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_iq4_nl* w, const block_q8_0* a
     for (std::int64_t i = nb8; i < nb; ++i) {
         const __m256i qw = iq4::lookup_levels(w[i].qs, table256);
         const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const float d = iq4::half_to_float(a[i].d) * iq4::half_to_float(w[i].d);
+        const float d = x86::half(a[i].d) * x86::half(w[i].d);
         tail = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(qw, qa)), tail);
     }
     return x86::hsum(_mm512_add_ps(acc0, acc1)) + x86::hsum(tail);

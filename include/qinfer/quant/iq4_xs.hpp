@@ -149,7 +149,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_iq4_xs* w, const block_q8_K* a, 
     const __m256i table = iq4::levels_table();
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = iq4::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m256i sc = _mm256_broadcastsi128_si256(iq4::xs_scales_sse(w[i]));
         __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
         for (int g = 0; g < 8; g += 2) {
@@ -195,7 +195,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_iq4_xs* w, const block_q8_K* a
     const __m128i dup = _mm_setr_epi8(0, 1, 0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7);
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = iq4::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i sc16 = iq4::xs_scales_sse(w[i]);
         const __m256i sc2 = _mm256_set_m128i(_mm_shuffle_epi8(sc16, _mm_add_epi8(dup, _mm_set1_epi8(8))), _mm_shuffle_epi8(sc16, dup));
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));

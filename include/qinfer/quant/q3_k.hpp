@@ -183,7 +183,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_q3_K* w, const block_q8_K* a, st
     const __m256i bit2 = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = ksym::unpack_q3_scales_sse(w[i].scales);
         const __m256i sc = ksym::scales_even_odd(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -247,7 +247,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_q3_K* w, const block_q8_K* a, 
     const __m512i hshl01 = halves16(2, 1), hshr23 = halves16(0, 1), hshr45 = halves16(2, 3), hshr67 = halves16(4, 5);
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = ksym::unpack_q3_scales_sse(w[i].scales);
         const __m512i sc = ksym::scales_by_lane(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));

@@ -172,7 +172,7 @@ QINFER_TARGET_AVX2 inline float dot(const block_q6_K* w, const block_q8_K* a, st
     const __m256i bits45 = _mm256_set1_epi8(0x30);
     __m256 acc = _mm256_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
         const __m256i sc = ksym::scales_even_odd(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
@@ -231,7 +231,7 @@ QINFER_TARGET_AVX512 inline float dot(const block_q6_K* w, const block_q8_K* a, 
     constexpr int or_masked = ksym::ternary_or_masked;  // (x & m) | y
     __m512 acc = _mm512_setzero_ps();
     for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = ksym::half_to_float(w[i].d) * a[i].d;
+        const float d = x86::half(w[i].d) * a[i].d;
         const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
         const __m512i sc = ksym::scales_by_lane(s8);
         const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));

@@ -148,9 +148,6 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
 }
 
 #if QINFER_X86_DISPATCH
-// fp16 -> float with the F16C instruction (exact, the same value as to_float).
-QINFER_TARGET_AVX2 inline float half_to_float(fp16 h) noexcept { return _cvtsh_ss(h.bits); }
-
 // The 16 levels in both 128-bit lanes, for byte-shuffle lookups.
 QINFER_TARGET_AVX2 inline __m256i levels_table() noexcept {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));

@@ -163,9 +163,6 @@ inline void unpack_q3_scales(const std::uint8_t in[12], std::int8_t s[16]) noexc
 }
 
 #if QINFER_X86_DISPATCH
-// fp16 -> float with the F16C instruction (exact, the same value as to_float).
-QINFER_TARGET_AVX2 inline float half_to_float(fp16 h) noexcept { return _cvtsh_ss(h.bits); }
-
 // Q3_K's 12 scale bytes -> the 16 signed scales (-32..31) as bytes of an SSE register.
 QINFER_TARGET_AVX2 inline __m128i unpack_q3_scales_sse(const std::uint8_t* in) noexcept {
     std::uint32_t w[3];
