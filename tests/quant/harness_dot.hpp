@@ -82,4 +82,46 @@ void check_dot(const oracle::ggml& g) {
             << "/" << rows << std::string(generic ? "" : " (ggml exports no generic kernel)"));
 }
 
+// Row lengths whose block counts leave remainders after the kernels' 2- and 4-block steps
+// (check_dot's lengths are 1, 3 and 16+ blocks): every tier within the tolerance of ggml's
+// vec_dot.
+template <class Block>
+void check_dot_lengths(const oracle::ggml& g) {
+    using traits = block_traits<Block>;
+    using Operand = typename traits::dot_operand;
+    const auto* cpu = g.get_type_traits_cpu(type_int(traits::id));
+    std::mt19937 rng(2024);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    int rows = 0, close = 0;
+    for (std::int64_t nb : {2, 5, 6, 7, 9, 13, 130}) {
+        const std::int64_t n = traits::block_size * nb;
+        std::vector<float> x(static_cast<std::size_t>(n)), y(x.size()), wf(x.size()), af(x.size());
+        for (auto& v : x) v = normal(rng);
+        for (auto& v : y) v = normal(rng);
+        auto w = blocks_for<Block>(n);
+        auto a = blocks_for<Operand>(n);
+        quantize_row(x.data(), w.data(), n);
+        quantize_activations(y.data(), a.data(), n);
+        qinfer::detail::scalar::dequantize_row(w.data(), wf.data(), n);
+        qinfer::detail::scalar::dequantize_row(a.data(), af.data(), n);
+        double scale = 0;
+        for (std::size_t i = 0; i < wf.size(); ++i) scale += std::fabs(double(wf[i]) * double(af[i]));
+        float theirs = 0;
+        cpu->vec_dot(int(n), &theirs, 0, w.data(), 0, a.data(), 0, 1);
+        bool ok = dot_close(qinfer::detail::scalar::dot(w.data(), a.data(), n), theirs, scale);
+#if QINFER_X86_DISPATCH
+        qinfer::set_isa(qinfer::isa::avx512);
+        if (qinfer::active_isa() >= qinfer::isa::avx2)
+            ok = ok && dot_close(qinfer::detail::avx2::dot(w.data(), a.data(), n), theirs, scale);
+        if (qinfer::active_isa() >= qinfer::isa::avx512)
+            ok = ok && dot_close(qinfer::detail::avx512::dot(w.data(), a.data(), n), theirs, scale);
+#endif
+        CHECK_MESSAGE(ok, qinfer::type_name(traits::id) << " dot off at " << nb << " blocks");
+        ++rows;
+        close += ok;
+    }
+    MESSAGE(qinfer::type_name(traits::id) << ": dot on every tier within tolerance of ggml for " << close << "/" << rows
+                                          << " rows of 2..130 blocks");
+}
+
 }  // namespace qtest

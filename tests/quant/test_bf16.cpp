@@ -149,6 +149,7 @@ TEST_CASE("bf16 matches ggml") {
     qtest::check_dequantize<qinfer::bf16>(*g);
     qtest::check_activations<qinfer::bf16>(*g);
     qtest::check_dot<qinfer::bf16>(*g);
+    qtest::check_dot_lengths<qinfer::bf16>(*g);
     check_dot_bf16_baseline(*g);
     check_odd_lengths(*g);
     check_conversions(*g);

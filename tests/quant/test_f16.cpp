@@ -160,6 +160,7 @@ TEST_CASE("f16 matches ggml") {
     qtest::check_dequantize<qinfer::fp16>(*g);
     qtest::check_activations<qinfer::fp16>(*g);
     qtest::check_dot<qinfer::fp16>(*g);
+    qtest::check_dot_lengths<qinfer::fp16>(*g);
     check_dot_f16_baseline(*g);
     check_odd_lengths(*g);
     check_conversions(*g);

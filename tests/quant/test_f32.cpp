@@ -88,6 +88,7 @@ TEST_CASE("f32 matches ggml") {
     qtest::check_dequantize<float>(*g);
     qtest::check_activations<float>(*g);
     qtest::check_dot<float>(*g);
+    qtest::check_dot_lengths<float>(*g);
     check_dot_f32_baseline(*g);
     check_odd_lengths(*g);
 }

@@ -61,4 +61,5 @@ TEST_CASE("iq4_nl matches ggml") {
     check_quantize_ref(*g);
     qtest::check_dequantize<qinfer::block_iq4_nl>(*g);
     qtest::check_dot<qinfer::block_iq4_nl>(*g);
+    qtest::check_dot_lengths<qinfer::block_iq4_nl>(*g);
 }

@@ -9,4 +9,5 @@ TEST_CASE("iq4_xs matches ggml") {
     qtest::check_quantize<qinfer::block_iq4_xs>(*g, false);
     qtest::check_dequantize<qinfer::block_iq4_xs>(*g);
     qtest::check_dot<qinfer::block_iq4_xs>(*g);
+    qtest::check_dot_lengths<qinfer::block_iq4_xs>(*g);
 }

@@ -9,4 +9,5 @@ TEST_CASE("q4_K matches ggml") {
     qtest::check_quantize<qinfer::block_q4_K>(*g, false);
     qtest::check_dequantize<qinfer::block_q4_K>(*g);
     qtest::check_dot<qinfer::block_q4_K>(*g);
+    qtest::check_dot_lengths<qinfer::block_q4_K>(*g);
 }

@@ -10,4 +10,5 @@ TEST_CASE("q8_0 matches ggml") {
     qtest::check_dequantize<qinfer::block_q8_0>(*g);
     qtest::check_activations<qinfer::block_q8_0>(*g);
     qtest::check_dot<qinfer::block_q8_0>(*g);
+    qtest::check_dot_lengths<qinfer::block_q8_0>(*g);
 }
