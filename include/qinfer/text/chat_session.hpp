@@ -1,0 +1,160 @@
+// qinfer/text/chat_session.hpp — a multi-turn chat over one session, formatted with the
+// model's chat template, evaluating only what is new each turn.
+//
+// Each turn the whole conversation is formatted again (the template decides everything, as
+// llama.cpp's chat does) and tokenized; the tokens the session already holds are compared
+// with that stream and only the part after the common prefix is evaluated. When the stream
+// differs from what was evaluated (a template that rewrites earlier turns, or a reply whose
+// text tokenizes differently from the tokens that were sampled), the session is truncated to
+// the common prefix first, so the context always equals the tokenized conversation.
+//
+//   qinfer::chat_session chat(session, qinfer::chat_session::template_of(model));
+//   chat.set_system("You are terse.");
+//   chat.reply("hello", {}, [](std::string_view t) { std::cout << t; return true; });
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../core/config.hpp"
+#include "../core/error.hpp"
+#include "../generate.hpp"
+#include "../model/session.hpp"
+#include "../sampling/sampler.hpp"
+#include "chat_template.hpp"
+
+QINFER_NAMESPACE_BEGIN
+
+// Length of the common prefix of two token streams.
+inline std::size_t common_prefix(std::span<const std::int32_t> a, std::span<const std::int32_t> b) {
+    std::size_t n = 0;
+    while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
+    return n;
+}
+
+class chat_session {
+public:
+    chat_session(session& s, text::chat_template tmpl) : s_(s), tmpl_(tmpl) {
+        if (!tmpl_.known()) throw error("chat_session: unknown chat template");
+        s_.reset();
+    }
+
+    // The model's template (key tokenizer.chat_template); throws naming the file and the key
+    // when there is none or it is not one of the known families.
+    static text::chat_template template_of(const model& m) {
+        const auto src = m.file().get<std::string_view>("tokenizer.chat_template");
+        if (!src)
+            throw error(m.file().path() + ": the model has no chat template (key tokenizer.chat_template); "
+                        "qinfer-chat needs one (use qinfer-run for plain completion)");
+        const text::chat_template t = text::detect_chat_template(*src);
+        if (!t.known())
+            throw error(m.file().path() + ": the chat template in key tokenizer.chat_template is not one of the known families "
+                        "(chatml, llama2, llama3, mistral, phi3, gemma, ...): " + std::string(src->substr(0, 120)) +
+                        (src->size() > 120 ? "..." : ""));
+        return t;
+    }
+
+    // The system message (applies from the next reset or before the first turn).
+    void set_system(std::string text) {
+        system_ = std::move(text);
+        if (messages_.empty() || (messages_.size() == 1 && messages_[0].role == "system")) reset();
+    }
+
+    // Forgets the conversation (keeps the system message).
+    void reset() {
+        messages_.clear();
+        if (!system_.empty()) messages_.push_back({"system", system_});
+        evaluated_.clear();
+        s_.reset();
+    }
+
+    const std::vector<text::chat_message>& messages() const noexcept { return messages_; }
+    // The tokens the session's context holds, in order.
+    const std::vector<std::int32_t>& evaluated() const noexcept { return evaluated_; }
+    // How many tokens the last prompt() evaluated (the rest was reused from the context).
+    std::size_t last_prompt_evaluated() const noexcept { return last_new_; }
+    // The whole conversation formatted, with the assistant header when asked.
+    std::string formatted(bool add_assistant_prompt) const {
+        return text::apply_chat_template(tmpl_, messages_, add_assistant_prompt);
+    }
+    // Tokens of a formatted conversation: BOS as the vocabulary asks, control tokens parsed.
+    std::vector<std::int32_t> tokenize(std::string_view formatted_text) const {
+        return s_.get_model().tokenizer().encode(formatted_text, true, true);
+    }
+
+    // Adds a user message and evaluates the new part of the formatted conversation (up to the
+    // assistant header). Returns the next-token logits.
+    std::span<const float> prompt(std::string user_text) {
+        messages_.push_back({"user", std::move(user_text)});
+        const std::vector<std::int32_t> want = tokenize(formatted(true));
+        if (want.empty()) throw error("chat_session: the formatted conversation is empty");
+        std::size_t keep = common_prefix(evaluated_, want);
+        if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
+        if (std::int64_t(want.size()) > s_.n_ctx()) {
+            messages_.pop_back();
+            throw error("chat_session: the conversation (" + std::to_string(want.size()) + " tokens) no longer fits the context of " +
+                        std::to_string(s_.n_ctx()) + " tokens; /reset or a larger -c");
+        }
+        s_.truncate(std::int64_t(keep));
+        evaluated_.resize(keep);
+        const std::span<const std::int32_t> fresh(want.data() + keep, want.size() - keep);
+        last_new_ = fresh.size();
+        const std::span<const float> logits = s_.eval(fresh);
+        evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
+        return logits;
+    }
+
+    struct reply_result {
+        std::string text;
+        std::vector<std::int32_t> tokens;
+        std::string stop_reason;  // "eos", "max tokens", "context full", "callback"
+    };
+
+    // prompt(user_text), then samples the reply token by token (streamed to on_text as whole
+    // UTF-8 characters) until an end-of-generation token, max_tokens or a full context. The
+    // reply is added to the conversation as the assistant's message.
+    reply_result reply(std::string user_text, const sampler_params& params, int max_tokens,
+                       const std::function<bool(std::string_view)>& on_text = {}) {
+        std::span<const float> logits = prompt(std::move(user_text));
+        const text::tokenizer& tok = s_.get_model().tokenizer();
+        sampler_chain sampler = sampler_chain::from_params(params);
+        for (std::int32_t t : evaluated_) sampler.accept(t);
+        reply_result r;
+        r.stop_reason = "max tokens";
+        std::size_t emitted = 0;
+        for (int i = 0; i < max_tokens; ++i) {
+            const std::int32_t next = sampler.sample(logits);
+            if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
+            sampler.accept(next);
+            r.tokens.push_back(next);
+            r.text = tok.decode(r.tokens);
+            const std::size_t safe = detail::complete_utf8(r.text);
+            if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
+                emitted = safe;
+                r.stop_reason = "callback";
+                break;
+            }
+            emitted = std::max(emitted, safe);
+            if (i + 1 == max_tokens) break;
+            if (s_.n_past() >= s_.n_ctx()) { r.stop_reason = "context full"; break; }
+            logits = s_.eval(std::span<const std::int32_t>(&r.tokens.back(), 1));
+            evaluated_.push_back(r.tokens.back());
+        }
+        if (emitted < r.text.size() && on_text && r.stop_reason != "callback") on_text(std::string_view(r.text).substr(emitted));
+        messages_.push_back({"assistant", r.text});
+        return r;
+    }
+
+private:
+    session& s_;
+    text::chat_template tmpl_;
+    std::string system_;
+    std::vector<text::chat_message> messages_;
+    std::vector<std::int32_t> evaluated_;
+    std::size_t last_new_ = 0;
+};
+
+QINFER_NAMESPACE_END
