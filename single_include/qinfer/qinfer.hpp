@@ -4037,9 +4037,9 @@ QINFER_NAMESPACE_END
 //   avx2    (AVX2 builds): 4 accumulators x 8 lanes over steps of 32, folded (0+2)+(1+3),
 //           halves added, then movehl / movehdup adds; the tail summed in double;
 //   avx512  on CPUs with AVX512-BF16 (ggml's zen4 / cooperlake / sapphirerapids builds): the same
-//           vdpbf16ps instruction, 2 accumulators over steps of 64, each reduced 256+256,
-//           128+128, (0+2)+(1+3) into a double, tail in double (the instruction flushes
-//           subnormal inputs and results to zero, as ggml does there);
+//           vdpbf16ps instruction, but 4 accumulators over steps of 128 (ggml: 2 over 64),
+//           so not ggml's order, only within the tolerance of it; tail in double (the
+//           instruction flushes subnormal inputs and results to zero, as ggml does there);
 //           without it (ggml's skylakex / icelake builds): 2 accumulators x 16 lanes over steps
 //           of 32, same reductions.
 
@@ -4485,18 +4485,27 @@ QINFER_TARGET_AVX512 inline float dot_f32_lanes(const bf16* w, const bf16* a, st
 #define QINFER_TARGET_AVX512BF16 \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c,bmi2,avx512bf16")))
 
-// ggml's order on CPUs with AVX512-BF16 (its zen4 / cooperlake / sapphirerapids builds), with
-// the same instruction: vdpbf16ps, two accumulators over steps of 64.
+// The instruction ggml uses on CPUs with AVX512-BF16 (its zen4 / cooperlake /
+// sapphirerapids builds), vdpbf16ps, with four accumulators over steps of 128 where ggml
+// has two over 64, so the instruction's latency never limits the loop; a row is then bound
+// by reading the weights from L2, hence the prefetch. Same products, a different but
+// equally accurate summation order (within the tolerance).
 QINFER_TARGET_AVX512BF16 inline float dot_dpbf16(const bf16* w, const bf16* a, std::int64_t n) noexcept {
-    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps();
+    __m512 c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps();
+    auto dp = [&](__m512 c, std::int64_t k) QINFER_TARGET_AVX512BF16 {
+        return _mm512_dpbf16_ps(c, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(a + k));
+    };
     std::int64_t i = 0;
-    for (const std::int64_t end = n - n % 64; i < end; i += 64) {
-        c0 = _mm512_dpbf16_ps(c0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(a + i));
-        c1 = _mm512_dpbf16_ps(c1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(a + i + 32));
+    for (const std::int64_t end = n - n % 128; i < end; i += 128) {
+        // the weights stream from L2; asking for them 2 KiB ahead measured a few % faster
+        for (int k = 0; k < 128; k += 32) _mm_prefetch(reinterpret_cast<const char*>(w + i + 1024 + k), _MM_HINT_T0);
+        c0 = dp(c0, i);
+        c1 = dp(c1, i + 32);
+        c2 = dp(c2, i + 64);
+        c3 = dp(c3, i + 96);
     }
-    double sum = 0.0;
-    sum += static_cast<double>(_mm512_reduce_add_ps(c0));
-    sum += static_cast<double>(_mm512_reduce_add_ps(c1));
+    for (const std::int64_t end = n - n % 32; i < end; i += 32) c0 = dp(c0, i);
+    double sum = static_cast<double>(_mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c2), _mm512_add_ps(c1, c3))));
     for (; i < n; ++i) sum += static_cast<double>(to_float(w[i]) * to_float(a[i]));
     return static_cast<float>(sum);
 }
@@ -5196,16 +5205,34 @@ inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RE
 }  // namespace detail::simd
 
 #if QINFER_X86_DISPATCH
+QINFER_GCC105593_BEGIN
 namespace detail::avx2 {
 
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n / 32; ++i)
+        x86f::scale_bytes<true, false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)), x86f::h2f(x[i].d), 0.0f, y + 32 * i);
+}
+
+QINFER_TARGET_AVX2 inline __m256i block_sums(const block_q8_0& w, const block_q8_0& a) noexcept {
+    return x86::dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)));
+}
+
+// One 8-lane accumulator, block after block; the scales of four blocks come from one F16C
+// conversion of each side instead of eight scalar ones.
 QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    const std::int64_t nb = n / 32;
     __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t i = 0; i < n / 32; ++i) {
-        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256 d = _mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(x86::dot_s8s8(qw, qa)), acc);
+    std::int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 d = _mm256_castps128_ps256(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        for (int k = 0; k < 4; ++k)
+            acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k)),
+                                  _mm256_cvtepi32_ps(block_sums(w[i + k], a[i + k])), acc);
     }
+    for (; i < nb; ++i)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86f::h2f(w[i].d) * x86f::h2f(a[i].d)), _mm256_cvtepi32_ps(block_sums(w[i], a[i])), acc);
     return x86::hsum(acc);
 }
 
@@ -5213,32 +5240,45 @@ QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
+// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI wants one unsigned
+// operand: |w| against a with w's sign moved onto it (AVX-512 has no vpsignb, so a byte
+// mask of w's sign bits selects where a is negated).
+QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q8_0* w, const block_q8_0* a) noexcept {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i qw = x86f::load_q8_x2(w[0].qs, w[1].qs);
+    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
+    const __m512i sa = _mm512_mask_sub_epi8(qa, _mm512_movepi8_mask(qw), zero, qa);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), sa));
+}
+
+// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
+// products from one F16C conversion per side and one multiply.
 QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const std::int64_t nb = n / 32;
+    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 1 < n / 32; i += 2) {  // two independent chains hide the FMA latency
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i + 1].qs));
-        const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w0, a0)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i + 1].d) * x86::half(a[i + 1].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w1, a1)), acc1);
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d = _mm512_castps128_ps512(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
     }
-    for (; i < n / 32; ++i) {
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w0, a0)), acc0);
-    }
-    return x86::hsum(_mm256_add_ps(acc0, acc1));
+    float tail = 0.0f;
+    for (; i < nb; ++i)
+        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
+    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
 }  // namespace detail::avx512
+QINFER_GCC105593_END
 #endif
 
 inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
     detail::simd::dequantize_row(x, y, n);
 }
 
@@ -6910,17 +6950,30 @@ inline void dequantize_row(const block_q4_0* QINFER_RESTRICT x, float* QINFER_RE
 }  // namespace detail::simd
 
 #if QINFER_X86_DISPATCH
+QINFER_GCC105593_BEGIN
 namespace detail::avx2 {
 
+// One block: the weights q - 8 (signed) against the activations, as 8 int32 partial sums.
+QINFER_TARGET_AVX2 inline __m256i block_sums(const block_q4_0& w, const block_q8_0& a) noexcept {
+    const __m256i qw = _mm256_sub_epi8(x86::unpack_nibbles(w.qs), _mm256_set1_epi8(8));
+    return x86::dot_s8s8(qw, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)));
+}
+
+// One 8-lane accumulator, block after block; the scales of four blocks come from one F16C
+// conversion of each side instead of eight scalar ones.
 QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    const std::int64_t nb = n / 32;
     __m256 acc = _mm256_setzero_ps();
-    const __m256i eight = _mm256_set1_epi8(8);
-    for (std::int64_t i = 0; i < n / 32; ++i) {
-        const __m256i qw = _mm256_sub_epi8(x86::unpack_nibbles(w[i].qs), eight);
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256 d = _mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(x86::dot_s8s8(qw, qa)), acc);
+    std::int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 d = _mm256_castps128_ps256(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        for (int k = 0; k < 4; ++k)
+            acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k)),
+                                  _mm256_cvtepi32_ps(block_sums(w[i + k], a[i + k])), acc);
     }
+    for (; i < nb; ++i)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86f::h2f(w[i].d) * x86f::h2f(a[i].d)), _mm256_cvtepi32_ps(block_sums(w[i], a[i])), acc);
     return x86::hsum(acc);
 }
 
@@ -6928,28 +6981,37 @@ QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// VNNI multiplies the unsigned nibbles directly; the -8 offset comes back as 8 * sum(a),
-// itself one more dpbusd against a vector of ones.
+// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI multiplies the unsigned
+// nibbles directly; the -8 offset comes back as 8 * sum(a), one more dpbusd.
+QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q4_0* w, const block_q8_0* a) noexcept {
+    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
+    const __m512i qw = x86f::unpack_nibbles_x2(w[0].qs, w[1].qs);
+    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, qw, qa), _mm512_dpbusd_epi32(zero, eight, qa)));
+}
+
+// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
+// products from one F16C conversion per side and one multiply.
 QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i eights = _mm256_set1_epi8(8);
-    auto block = [&](std::int64_t i) QINFER_TARGET_AVX512 {
-        const __m256i qw = x86::unpack_nibbles(w[i].qs);
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256i prod = _mm256_sub_epi32(x86::dot_u8s8_vnni(qw, qa), x86::dot_u8s8_vnni(eights, qa));
-        return _mm256_cvtepi32_ps(prod);
-    };
+    const std::int64_t nb = n / 32;
+    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 1 < n / 32; i += 2) {
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)), block(i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i + 1].d) * x86::half(a[i + 1].d)), block(i + 1), acc1);
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d = _mm512_castps128_ps512(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
     }
-    for (; i < n / 32; ++i)
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)), block(i), acc0);
-    return x86::hsum(_mm256_add_ps(acc0, acc1));
+    float tail = 0.0f;
+    for (; i < nb; ++i)
+        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
+    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
 }  // namespace detail::avx512
+QINFER_GCC105593_END
 #endif
 
 inline void dequantize_row(const block_q4_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
@@ -7368,6 +7430,23 @@ inline void dequantize_row(const block_q4_K* QINFER_RESTRICT x, float* QINFER_RE
 #if QINFER_X86_DISPATCH
 namespace detail::avx2 {
 
+// Sub-block pairs as 32 nibble bytes each, widened and scaled 8 lanes at a time with a
+// separate multiply and add: the same bits as the scalar and xsimd loops.
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q4_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    for (std::int64_t i = 0; i < n / 256; ++i) {
+        const float d = x86f::h2f(x[i].d), dmin = x86f::h2f(x[i].dmin);
+        for (int k = 0; k < 4; ++k, y += 64) {
+            const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * k));
+            std::uint8_t sc, mn;
+            kmin::scale_min(2 * k, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(_mm256_and_si256(qs, low), d * sc, -(dmin * mn), y);
+            kmin::scale_min(2 * k + 1, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low), d * sc, -(dmin * mn), y + 32);
+        }
+    }
+}
+
 // Per block: maddubs multiplies the unsigned nibbles by the signed activations (pair sums
 // fit int16: 2 * 15 * 127), madd weights them by the sub-block's 6-bit scale into int32
 // lanes, one FMA per block scales those by d. The mins meet Q8_K's bsums in one more madd.
@@ -7450,6 +7529,9 @@ QINFER_TARGET_AVX512 inline float dot(const block_q4_K* w, const block_q8_K* a, 
 #endif
 
 inline void dequantize_row(const block_q4_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
     detail::simd::dequantize_row(x, y, n);
 }
 
@@ -8017,6 +8099,27 @@ inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RE
 #if QINFER_X86_DISPATCH
 namespace detail::avx2 {
 
+// As Q4_K's: the fifth bits of sub-blocks 2k and 2k+1 are bits 0 and 1 of each qh byte
+// after k 16-bit shifts by 2 (bits shifted in from the neighbour byte land above bit 1).
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+    for (std::int64_t i = 0; i < n / 256; ++i) {
+        const float d = x86f::h2f(x[i].d), dmin = x86f::h2f(x[i].dmin);
+        __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));
+        for (int k = 0; k < 4; ++k, y += 64, qh = _mm256_srli_epi16(qh, 2)) {
+            const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * k));
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(qs, low), _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low),
+                                               _mm256_slli_epi16(_mm256_and_si256(qh, two), 3));
+            std::uint8_t sc, mn;
+            kmin::scale_min(2 * k, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(q0, d * sc, -(dmin * mn), y);
+            kmin::scale_min(2 * k + 1, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(q1, d * sc, -(dmin * mn), y + 32);
+        }
+    }
+}
+
 // As Q4_K's kernel, with the fifth bit of each weight moved from its qh bit plane to bit 4
 // of the byte (one shift and one mask per 32 weights) and or-ed onto the nibble.
 // maddubs pair sums still fit int16: 2 * 31 * 127.
@@ -8115,6 +8218,9 @@ QINFER_TARGET_AVX512 inline float dot(const block_q5_K* w, const block_q8_K* a, 
 #endif
 
 inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
     detail::simd::dequantize_row(x, y, n);
 }
 

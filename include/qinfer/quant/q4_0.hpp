@@ -11,6 +11,7 @@
 #include "../core/cpu.hpp"
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
+#include "detail/float_formats.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 #include "q8_0.hpp"
@@ -97,17 +98,30 @@ inline void dequantize_row(const block_q4_0* QINFER_RESTRICT x, float* QINFER_RE
 }  // namespace detail::simd
 
 #if QINFER_X86_DISPATCH
+QINFER_GCC105593_BEGIN
 namespace detail::avx2 {
 
+// One block: the weights q - 8 (signed) against the activations, as 8 int32 partial sums.
+QINFER_TARGET_AVX2 inline __m256i block_sums(const block_q4_0& w, const block_q8_0& a) noexcept {
+    const __m256i qw = _mm256_sub_epi8(x86::unpack_nibbles(w.qs), _mm256_set1_epi8(8));
+    return x86::dot_s8s8(qw, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)));
+}
+
+// One 8-lane accumulator, block after block; the scales of four blocks come from one F16C
+// conversion of each side instead of eight scalar ones.
 QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    const std::int64_t nb = n / 32;
     __m256 acc = _mm256_setzero_ps();
-    const __m256i eight = _mm256_set1_epi8(8);
-    for (std::int64_t i = 0; i < n / 32; ++i) {
-        const __m256i qw = _mm256_sub_epi8(x86::unpack_nibbles(w[i].qs), eight);
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256 d = _mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(x86::dot_s8s8(qw, qa)), acc);
+    std::int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 d = _mm256_castps128_ps256(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        for (int k = 0; k < 4; ++k)
+            acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k)),
+                                  _mm256_cvtepi32_ps(block_sums(w[i + k], a[i + k])), acc);
     }
+    for (; i < nb; ++i)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86f::h2f(w[i].d) * x86f::h2f(a[i].d)), _mm256_cvtepi32_ps(block_sums(w[i], a[i])), acc);
     return x86::hsum(acc);
 }
 
@@ -115,28 +129,37 @@ QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// VNNI multiplies the unsigned nibbles directly; the -8 offset comes back as 8 * sum(a),
-// itself one more dpbusd against a vector of ones.
+// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI multiplies the unsigned
+// nibbles directly; the -8 offset comes back as 8 * sum(a), one more dpbusd.
+QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q4_0* w, const block_q8_0* a) noexcept {
+    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
+    const __m512i qw = x86f::unpack_nibbles_x2(w[0].qs, w[1].qs);
+    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
+    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, qw, qa), _mm512_dpbusd_epi32(zero, eight, qa)));
+}
+
+// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
+// products from one F16C conversion per side and one multiply.
 QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    const __m256i eights = _mm256_set1_epi8(8);
-    auto block = [&](std::int64_t i) QINFER_TARGET_AVX512 {
-        const __m256i qw = x86::unpack_nibbles(w[i].qs);
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256i prod = _mm256_sub_epi32(x86::dot_u8s8_vnni(qw, qa), x86::dot_u8s8_vnni(eights, qa));
-        return _mm256_cvtepi32_ps(prod);
-    };
+    const std::int64_t nb = n / 32;
+    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 1 < n / 32; i += 2) {
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)), block(i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i + 1].d) * x86::half(a[i + 1].d)), block(i + 1), acc1);
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d = _mm512_castps128_ps512(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
     }
-    for (; i < n / 32; ++i)
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)), block(i), acc0);
-    return x86::hsum(_mm256_add_ps(acc0, acc1));
+    float tail = 0.0f;
+    for (; i < nb; ++i)
+        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
+    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
 }  // namespace detail::avx512
+QINFER_GCC105593_END
 #endif
 
 inline void dequantize_row(const block_q4_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {

@@ -18,6 +18,7 @@
 #include "../core/cpu.hpp"
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
+#include "detail/float_formats.hpp"
 #include "detail/k_quants_min.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
@@ -135,6 +136,27 @@ inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RE
 #if QINFER_X86_DISPATCH
 namespace detail::avx2 {
 
+// As Q4_K's: the fifth bits of sub-blocks 2k and 2k+1 are bits 0 and 1 of each qh byte
+// after k 16-bit shifts by 2 (bits shifted in from the neighbour byte land above bit 1).
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    const __m256i low = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+    for (std::int64_t i = 0; i < n / 256; ++i) {
+        const float d = x86f::h2f(x[i].d), dmin = x86f::h2f(x[i].dmin);
+        __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qh));
+        for (int k = 0; k < 4; ++k, y += 64, qh = _mm256_srli_epi16(qh, 2)) {
+            const __m256i qs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs + 32 * k));
+            const __m256i q0 = _mm256_or_si256(_mm256_and_si256(qs, low), _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qs, 4), low),
+                                               _mm256_slli_epi16(_mm256_and_si256(qh, two), 3));
+            std::uint8_t sc, mn;
+            kmin::scale_min(2 * k, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(q0, d * sc, -(dmin * mn), y);
+            kmin::scale_min(2 * k + 1, x[i].scales, sc, mn);
+            x86f::scale_bytes<false, true>(q1, d * sc, -(dmin * mn), y + 32);
+        }
+    }
+}
+
 // As Q4_K's kernel, with the fifth bit of each weight moved from its qh bit plane to bit 4
 // of the byte (one shift and one mask per 32 weights) and or-ed onto the nibble.
 // maddubs pair sums still fit int16: 2 * 31 * 127.
@@ -233,6 +255,9 @@ QINFER_TARGET_AVX512 inline float dot(const block_q5_K* w, const block_q8_K* a, 
 #endif
 
 inline void dequantize_row(const block_q5_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
     detail::simd::dequantize_row(x, y, n);
 }
 

@@ -10,6 +10,7 @@
 #include "../core/cpu.hpp"
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
+#include "detail/float_formats.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 
@@ -89,16 +90,34 @@ inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RE
 }  // namespace detail::simd
 
 #if QINFER_X86_DISPATCH
+QINFER_GCC105593_BEGIN
 namespace detail::avx2 {
 
+QINFER_TARGET_AVX2 inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n / 32; ++i)
+        x86f::scale_bytes<true, false>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs)), x86f::h2f(x[i].d), 0.0f, y + 32 * i);
+}
+
+QINFER_TARGET_AVX2 inline __m256i block_sums(const block_q8_0& w, const block_q8_0& a) noexcept {
+    return x86::dot_s8s8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.qs)),
+                         _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs)));
+}
+
+// One 8-lane accumulator, block after block; the scales of four blocks come from one F16C
+// conversion of each side instead of eight scalar ones.
 QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    const std::int64_t nb = n / 32;
     __m256 acc = _mm256_setzero_ps();
-    for (std::int64_t i = 0; i < n / 32; ++i) {
-        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256 d = _mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(x86::dot_s8s8(qw, qa)), acc);
+    std::int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+        const __m256 d = _mm256_castps128_ps256(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        for (int k = 0; k < 4; ++k)
+            acc = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(d, _mm256_set1_epi32(k)),
+                                  _mm256_cvtepi32_ps(block_sums(w[i + k], a[i + k])), acc);
     }
+    for (; i < nb; ++i)
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(x86f::h2f(w[i].d) * x86f::h2f(a[i].d)), _mm256_cvtepi32_ps(block_sums(w[i], a[i])), acc);
     return x86::hsum(acc);
 }
 
@@ -106,32 +125,45 @@ QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
+// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI wants one unsigned
+// operand: |w| against a with w's sign moved onto it (AVX-512 has no vpsignb, so a byte
+// mask of w's sign bits selects where a is negated).
+QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q8_0* w, const block_q8_0* a) noexcept {
+    const __m512i zero = _mm512_setzero_si512();
+    const __m512i qw = x86f::load_q8_x2(w[0].qs, w[1].qs);
+    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
+    const __m512i sa = _mm512_mask_sub_epi8(qa, _mm512_movepi8_mask(qw), zero, qa);
+    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), sa));
+}
+
+// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
+// products from one F16C conversion per side and one multiply.
 QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    const std::int64_t nb = n / 32;
+    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
     std::int64_t i = 0;
-    for (; i + 1 < n / 32; i += 2) {  // two independent chains hide the FMA latency
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i + 1].qs));
-        const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w0, a0)), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i + 1].d) * x86::half(a[i + 1].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w1, a1)), acc1);
+    for (; i + 4 <= nb; i += 4) {
+        const __m512 d = _mm512_castps128_ps512(
+            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
+        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
     }
-    for (; i < n / 32; ++i) {
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qs));
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(x86::half(w[i].d) * x86::half(a[i].d)),
-                               _mm256_cvtepi32_ps(x86::dot_s8s8_vnni(w0, a0)), acc0);
-    }
-    return x86::hsum(_mm256_add_ps(acc0, acc1));
+    float tail = 0.0f;
+    for (; i < nb; ++i)
+        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
+    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
 }
 
 }  // namespace detail::avx512
+QINFER_GCC105593_END
 #endif
 
 inline void dequantize_row(const block_q8_0* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return detail::avx2::dequantize_row(x, y, n);
+#endif
     detail::simd::dequantize_row(x, y, n);
 }
 
