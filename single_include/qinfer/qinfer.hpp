@@ -3941,6 +3941,10 @@ QINFER_NAMESPACE_END
 #include <type_traits>
 
 
+#if QINFER_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
 QINFER_NAMESPACE_BEGIN
 
 namespace detail {
@@ -3949,6 +3953,57 @@ inline float as_float(fp16 v) noexcept { return to_float(v); }
 template <class T> inline float round_to(float v) noexcept {
     if constexpr (std::is_same_v<T, fp16>) return to_float(to_fp16(v));
     else return v;
+}
+
+#if QINFER_X86_DISPATCH
+QINFER_TARGET_AVX2 inline __m256 load8(const float* p) noexcept { return _mm256_loadu_ps(p); }
+QINFER_TARGET_AVX2 inline __m256 load8(const fp16* p) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// sum_d k[d] * q[d], eight lanes and two chains at a time.
+template <class T>
+QINFER_TARGET_AVX2 inline float dot_avx2(const T* k, const float* q, int n) noexcept {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= n; d += 16) {
+        a0 = _mm256_fmadd_ps(load8(k + d), _mm256_loadu_ps(q + d), a0);
+        a1 = _mm256_fmadd_ps(load8(k + d + 8), _mm256_loadu_ps(q + d + 8), a1);
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    float s = _mm_cvtss_f32(r);
+    for (; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+// out[d] += v[d] * p: a multiply and an add per lane, as the scalar loop does, so every
+// instruction set gives the same bits.
+template <class T>
+QINFER_TARGET_AVX2 inline void axpy_avx2(float* out, const T* v, float p, int n) noexcept {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_loadu_ps(out + d), _mm256_mul_ps(load8(v + d), pv)));
+    for (; d < n; ++d) out[d] += as_float(v[d]) * p;
+}
+#endif
+
+template <class T> inline float dot_kq(const T* k, const float* q, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return dot_avx2(k, q, n);
+#endif
+    float s = 0.0f;
+    for (int d = 0; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+template <class T> inline void add_scaled(float* out, const T* v, float p, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return axpy_avx2(out, v, p, n);
+#endif
+    for (int d = 0; d < n; ++d) out[d] += as_float(v[d]) * p;
 }
 }  // namespace detail
 
@@ -3970,10 +4025,7 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
     for (int d = 0; d < head_dim; ++d) qr[d] = detail::round_to<T>(q[d]);
     float max = -std::numeric_limits<float>::infinity();
     for (std::int64_t j = 0; j < n; ++j) {
-        const T* k = kv.k + j * kv.stride + std::int64_t(kv_head) * head_dim;
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d) s += detail::as_float(k[d]) * qr[d];
-        scores[j] = s * scale;
+        scores[j] = detail::dot_kq(kv.k + j * kv.stride + std::int64_t(kv_head) * head_dim, qr, head_dim) * scale;
         max = std::max(max, scores[j]);
     }
     double sum = 0.0;
@@ -3986,25 +4038,27 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
     for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
     for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
     for (std::int64_t j = 0; j < n; ++j) {
-        const T* v = kv.v + j * kv.stride + std::int64_t(kv_head) * head_dim;
-        const float p = scores[j];
-        for (int d = 0; d < head_dim; ++d) out[d] += detail::as_float(v[d]) * p;
+        detail::add_scaled(out, kv.v + j * kv.stride + std::int64_t(kv_head) * head_dim, scores[j], head_dim);
     }
 }
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/ops/attention.hpp ----
 // ---- begin qinfer/ops/matmul.hpp ----
-// qinfer/ops/matmul.hpp — y = W x for a weight matrix of any supported type.
+// qinfer/ops/matmul.hpp — y = W x for weight matrices of any supported type.
 //
-// The type is dispatched once per call; activations are quantized once to the weight's dot
-// operand (as ggml does: Q8_0 for Q4_0, Q8_K for K-quants, fp16 for F16 ...), then output
-// rows are split across the pool. Each output element is one `dot`, so results do not
-// depend on the number of threads.
+// Activations are quantized once per call to each weight's dot operand (as ggml does: Q8_0
+// for Q4_0, Q8_K for K-quants, fp16 for F16 ...), then output rows are split across the
+// pool. Several matrices that read the same input (Q, K, V; gate and up) go in one call: one
+// quantization, one fork-join. Where a format has `dot_tile`, rows are done four at a time
+// and tokens four at a time, so each unpacked weight block serves four tokens; a tile gives
+// the same bits as `dot`, so results depend neither on the batch nor on the thread count.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
+#include <string>
 #include <vector>
 
 // ---- begin qinfer/quant/dispatch.hpp ----
@@ -4086,6 +4140,10 @@ QINFER_NAMESPACE_END
 #  define QINFER_GCC105593_BEGIN
 #  define QINFER_GCC105593_END
 #endif
+
+// Fully unrolls the short fixed-count loops of the tile kernels: their accumulators must
+// live in registers, which -O2 alone does not arrange.
+#define QINFER_UNROLL _Pragma("GCC unroll 16")
 
 QINFER_NAMESPACE_BEGIN
 namespace detail {
@@ -5240,35 +5298,77 @@ QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI wants one unsigned
-// operand: |w| against a with w's sign moved onto it (AVX-512 has no vpsignb, so a byte
-// mask of w's sign bits selects where a is negated).
-QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q8_0* w, const block_q8_0* a) noexcept {
-    const __m512i zero = _mm512_setzero_si512();
-    const __m512i qw = x86f::load_q8_x2(w[0].qs, w[1].qs);
-    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
-    const __m512i sa = _mm512_mask_sub_epi8(qa, _mm512_movepi8_mask(qw), zero, qa);
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), sa));
-}
-
-// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
-// products from one F16C conversion per side and one multiply.
-QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+// Tiles of weight rows against activation rows for every format whose 32-weight blocks read
+// as unsigned bytes u with w = d * (u - Offset): Q4_0 (nibbles, 8), Q8_0 (q ^ 0x80, 128),
+// and others. `Unpack` supplies the bytes of two blocks at once and the exact integer sum of
+// one block against its activations (for the < 4 leftover blocks of a row).
+//
+// Per block pair, for each (row, activation) cell: one VNNI dpbusd that starts from
+// -Offset * sum(a) (computed once per activation row, so the integer sum is exact), one
+// conversion, one scale product, one FMA. Each unpacked weight pair serves C activation
+// rows and each activation pair R weight rows. Every cell sees the same operations in the
+// same order whatever R and C are, so a tile gives bit for bit the results of `dot`.
+template <int R, int C, class Unpack, class Block>
+QINFER_TARGET_AVX512 inline void dot_tile_u8(const Block* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda,
+                                             std::int64_t n, float* y, std::int64_t ldy) noexcept {
     const std::int64_t nb = n / 32;
     const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const __m512i offset = _mm512_set1_epi8(char(Unpack::offset)), zero = _mm512_setzero_si512();
+    __m512 acc[R][C];
+    QINFER_UNROLL for (int r = 0; r < R; ++r)
+        QINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
     std::int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m512 d = _mm512_castps128_ps512(
-            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
+        __m512 dw4[R], da4[C];
+        QINFER_UNROLL for (int r = 0; r < R; ++r) dw4[r] = _mm512_castps128_ps512(x86f::h2f_x4(&w[r * ldw + i].d, sizeof(Block)));
+        QINFER_UNROLL for (int c = 0; c < C; ++c) da4[c] = _mm512_castps128_ps512(x86f::h2f_x4(&a[c * lda + i].d, sizeof(block_q8_0)));
+        QINFER_UNROLL for (int h = 0; h < 4; h += 2) {
+            const __m512i sel = h == 0 ? first : second;
+            __m512i qa[C], start[C];
+            __m512 da[C];
+            QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                const block_q8_0* ac = a + c * lda + i + h;
+                qa[c] = x86f::load_q8_x2(ac[0].qs, ac[1].qs);
+                start[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, qa[c]));
+                da[c] = _mm512_permutexvar_ps(sel, da4[c]);
+            }
+            QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                const __m512i qw = Unpack::pair(w + r * ldw + i + h);
+                const __m512 dw = _mm512_permutexvar_ps(sel, dw4[r]);
+                QINFER_UNROLL for (int c = 0; c < C; ++c)
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[c]),
+                                                _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[c], qw, qa[c])), acc[r][c]);
+            }
+        }
     }
-    float tail = 0.0f;
-    for (; i < nb; ++i)
-        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
-    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
+    QINFER_UNROLL for (int r = 0; r < R; ++r)
+        QINFER_UNROLL for (int c = 0; c < C; ++c) {
+            const Block* wr = w + r * ldw;
+            const block_q8_0* ac = a + c * lda;
+            float tail = 0.0f;
+            for (std::int64_t j = i; j < nb; ++j)
+                tail += (x86f::h2f(wr[j].d) * x86f::h2f(ac[j].d)) * static_cast<float>(Unpack::block_sum(wr[j], ac[j]));
+            y[c * ldy + r] = x86::hsum(acc[r][c]) + tail;
+        }
+}
+
+// Q8_0 weights as unsigned bytes: flipping the sign bit adds 128.
+struct q8_0_unpack {
+    static constexpr int offset = 128;
+    QINFER_TARGET_AVX512 static __m512i pair(const block_q8_0* w) noexcept {
+        return _mm512_xor_si512(x86f::load_q8_x2(w[0].qs, w[1].qs), _mm512_set1_epi8(char(0x80)));
+    }
+    QINFER_TARGET_AVX512 static int block_sum(const block_q8_0& w, const block_q8_0& a) noexcept {
+        return x86::hsum(avx2::block_sums(w, a));
+    }
+};
+
+// A 1 x 1 tile.
+QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    float y;
+    dot_tile_u8<1, 1, q8_0_unpack>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -5292,6 +5392,21 @@ inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows (ldw blocks apart) against C activation rows (lda blocks apart):
+// y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n), the same bits as `dot` gives, but each
+// weight block is unpacked once for all C activations (prefill) and each activation block
+// loaded once for all R rows.
+template <int R, int C>
+inline void dot_tile(const block_q8_0* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512)
+        return detail::avx512::dot_tile_u8<R, C, detail::avx512::q8_0_unpack>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END
@@ -6981,33 +7096,20 @@ QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI multiplies the unsigned
-// nibbles directly; the -8 offset comes back as 8 * sum(a), one more dpbusd.
-QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q4_0* w, const block_q8_0* a) noexcept {
-    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
-    const __m512i qw = x86f::unpack_nibbles_x2(w[0].qs, w[1].qs);
-    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, qw, qa), _mm512_dpbusd_epi32(zero, eight, qa)));
-}
-
-// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
-// products from one F16C conversion per side and one multiply.
-QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    const std::int64_t nb = n / 32;
-    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    std::int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        const __m512 d = _mm512_castps128_ps512(
-            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
+// Q4_0 weights as unsigned bytes: the nibbles themselves, offset 8.
+struct q4_0_unpack {
+    static constexpr int offset = 8;
+    QINFER_TARGET_AVX512 static __m512i pair(const block_q4_0* w) noexcept { return x86f::unpack_nibbles_x2(w[0].qs, w[1].qs); }
+    QINFER_TARGET_AVX512 static int block_sum(const block_q4_0& w, const block_q8_0& a) noexcept {
+        return x86::hsum(avx2::block_sums(w, a));
     }
-    float tail = 0.0f;
-    for (; i < nb; ++i)
-        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
-    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
+};
+
+// A 1 x 1 tile.
+QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    float y;
+    dot_tile_u8<1, 1, q4_0_unpack>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -7028,6 +7130,18 @@ inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows against C activation rows, y[c * ldy + r]; see dot_tile in q8_0.hpp.
+template <int R, int C>
+inline void dot_tile(const block_q4_0* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512)
+        return detail::avx512::dot_tile_u8<R, C, detail::avx512::q4_0_unpack>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END
@@ -8597,7 +8711,17 @@ QINFER_NAMESPACE_BEGIN
 
 // Scratch memory reused across calls (grown on first use, never shrunk).
 struct matmul_scratch {
-    std::vector<std::byte> operand;
+    struct operand_buffer {
+        type_id type;
+        std::vector<std::byte> bytes;
+    };
+    std::vector<operand_buffer> operands;  // one per operand type in use
+};
+
+// One product of a matmul call: y[t * w.rows() + r] = dot(row r of w, token t of x).
+struct matmul_task {
+    const tensor_view* w;
+    float* y;
 };
 
 // Dequantizes row `r` of `w` into `out` (w.cols() floats): embedding lookups.
@@ -8607,45 +8731,153 @@ inline void dequantize_row(const tensor_view& w, std::int64_t r, float* out) {
     });
 }
 
+namespace detail {
+
+template <class Block>
+concept tiled_block = requires(const Block* w, const typename block_traits<Block>::dot_operand* a, float* y) {
+    dot_tile<4, 4>(w, std::int64_t{}, a, std::int64_t{}, std::int64_t{}, y, std::int64_t{});
+};
+
+// Rows [r0, r1) of one product, all tokens. `ops` holds n_tokens operand rows back to back.
+template <class Block>
+void matmul_rows(const tensor_view& w, const void* ops_v, std::int64_t n_tokens, float* y, std::int64_t r0,
+                 std::int64_t r1) noexcept {
+    using Operand = typename block_traits<Block>::dot_operand;
+    const std::int64_t k = w.cols(), m = w.rows();
+    const std::int64_t wb = k / block_traits<Block>::block_size, ab = k / block_traits<Operand>::block_size;
+    const auto* W = reinterpret_cast<const Block*>(w.data);
+    const auto* A = static_cast<const Operand*>(ops_v);
+    if constexpr (tiled_block<Block>) {
+        constexpr int R = 4, C = 4;
+        // A row group (R rows) against every token, C at a time; the leftovers with smaller tiles.
+        auto sweep = [&]<int Rn>(std::int64_t r) {
+            std::int64_t t = 0;
+            for (; t + C <= n_tokens; t += C) dot_tile<Rn, C>(W + r * wb, wb, A + t * ab, ab, k, y + t * m + r, m);
+            switch (n_tokens - t) {
+            case 3: dot_tile<Rn, 3>(W + r * wb, wb, A + t * ab, ab, k, y + t * m + r, m); break;
+            case 2: dot_tile<Rn, 2>(W + r * wb, wb, A + t * ab, ab, k, y + t * m + r, m); break;
+            case 1: dot_tile<Rn, 1>(W + r * wb, wb, A + t * ab, ab, k, y + t * m + r, m); break;
+            default: break;
+            }
+        };
+        std::int64_t r = r0;
+        // One token (decode) streams the weights from memory: one row at a time measures
+        // fastest there (several interleaved row streams measured up to 2x slower).
+        if (n_tokens > 1)
+            for (; r + R <= r1; r += R) sweep.template operator()<R>(r);
+        for (; r < r1; ++r) sweep.template operator()<1>(r);
+    } else {
+        for (std::int64_t r = r0; r < r1; ++r)
+            for (std::int64_t t = 0; t < n_tokens; ++t) y[t * m + r] = dot(W + r * wb, A + t * ab, k);
+    }
+}
+
+template <class Operand>
+void quantize_tokens(const float* x, std::int64_t k, std::int64_t t0, std::int64_t t1, void* ops_v) noexcept {
+    auto* ops = static_cast<Operand*>(ops_v);
+    const std::int64_t ab = k / block_traits<Operand>::block_size;
+    for (std::int64_t t = t0; t < t1; ++t) quantize_activations(x + t * k, ops + t * ab, k);
+}
+
+inline std::byte* aligned_in(std::vector<std::byte>& buf, std::size_t bytes, std::size_t align) {
+    if (buf.size() < bytes + align) buf.resize(bytes + align);
+    auto* base = buf.data();
+    return base + (align - reinterpret_cast<std::uintptr_t>(base) % align) % align;
+}
+
+}  // namespace detail
+
+// Runs every task on the same input x (n_tokens rows of x_cols floats): one activation
+// quantization per operand type, one parallel section for all of them.
+inline void matmul(std::initializer_list<matmul_task> tasks, const float* x, std::int64_t n_tokens, executor& pool,
+                   matmul_scratch& scratch) {
+    constexpr int max_tasks = 4;
+    struct prepared {
+        matmul_task task;
+        const void* ops;
+        void (*rows)(const tensor_view&, const void*, std::int64_t, float*, std::int64_t, std::int64_t) noexcept;
+    };
+    prepared job[max_tasks];
+    int n_jobs = 0;
+    std::int64_t k = -1, work = 0;
+    struct to_quantize {
+        type_id type;
+        void (*fn)(const float*, std::int64_t, std::int64_t, std::int64_t, void*) noexcept;
+        void* ops;
+    } quant[max_tasks];
+    int n_quant = 0;
+    for (const matmul_task& t : tasks) {
+        if (n_jobs == max_tasks) throw error("qinfer: matmul: more than 4 products in one call");
+        const tensor_view& w = *t.w;
+        if (k >= 0 && w.cols() != k) throw error("qinfer: matmul: products of one call must share the input width");
+        k = w.cols();
+        work += w.rows() * k * n_tokens;
+        visit_type(w.type, [&]<class Block>() {
+            if constexpr (!weight_block<Block>) {
+                throw error("qinfer: tensor type " + std::string(type_name(w.type)) + " cannot be a weight matrix");
+            } else {
+                using Operand = typename block_traits<Block>::dot_operand;
+                const type_id op_type = block_traits<Operand>::id;
+                void* ops = nullptr;
+                for (int q = 0; q < n_quant; ++q)
+                    if (quant[q].type == op_type) ops = quant[q].ops;
+                if (!ops) {
+                    if (scratch.operands.size() <= std::size_t(n_quant)) scratch.operands.push_back({op_type, {}});
+                    auto& buf = scratch.operands[std::size_t(n_quant)];
+                    buf.type = op_type;
+                    const std::size_t bytes = std::size_t(k / block_traits<Operand>::block_size * n_tokens) * sizeof(Operand);
+                    ops = detail::aligned_in(buf.bytes, bytes, alignof(Operand));
+                    quant[n_quant++] = {op_type, &detail::quantize_tokens<Operand>, ops};
+                }
+                job[n_jobs++] = {t, ops, &detail::matmul_rows<Block>};
+            }
+        });
+    }
+    if (n_jobs == 0) return;
+
+    // Below ~64K multiply-adds, waking other threads costs more than it saves.
+    const bool parallel = pool.concurrency() > 1 && work >= (std::int64_t(1) << 16);
+    if (parallel && n_tokens >= 4 * pool.concurrency()) {
+        const int n_chunks = int(std::min<std::int64_t>(n_tokens, pool.concurrency() * 4));
+        const std::int64_t per = (n_tokens + n_chunks - 1) / n_chunks;
+        pool.parallel_for(n_chunks * n_quant, [&](int i) {
+            const std::int64_t t0 = (i % n_chunks) * per, t1 = std::min(n_tokens, t0 + per);
+            if (t0 < t1) quant[i / n_chunks].fn(x, k, t0, t1, quant[i / n_chunks].ops);
+        });
+    } else {
+        for (int q = 0; q < n_quant; ++q) quant[q].fn(x, k, 0, n_tokens, quant[q].ops);
+    }
+
+    if (!parallel) {
+        for (int j = 0; j < n_jobs; ++j) job[j].rows(*job[j].task.w, job[j].ops, n_tokens, job[j].task.y, 0, job[j].task.w->rows());
+        return;
+    }
+    // Chunks of rows (multiples of 4, the tile height): enough to balance the threads, big
+    // enough to amortize; chunks of all products in one list.
+    const std::int64_t total_rows = [&] {
+        std::int64_t s = 0;
+        for (int j = 0; j < n_jobs; ++j) s += job[j].task.w->rows();
+        return s;
+    }();
+    const std::int64_t target = std::max<std::int64_t>(1, std::int64_t(pool.concurrency()) * 8);
+    const std::int64_t rows_per_chunk = std::max<std::int64_t>(4, (total_rows / target + 3) / 4 * 4);
+    std::int64_t first_chunk[max_tasks + 1];
+    first_chunk[0] = 0;
+    for (int j = 0; j < n_jobs; ++j)
+        first_chunk[j + 1] = first_chunk[j] + (job[j].task.w->rows() + rows_per_chunk - 1) / rows_per_chunk;
+    pool.parallel_for(int(first_chunk[n_jobs]), [&](int c) {
+        int j = 0;
+        while (c >= first_chunk[j + 1]) ++j;
+        const std::int64_t m = job[j].task.w->rows();
+        const std::int64_t r0 = (c - first_chunk[j]) * rows_per_chunk;
+        job[j].rows(*job[j].task.w, job[j].ops, n_tokens, job[j].task.y, r0, std::min(m, r0 + rows_per_chunk));
+    });
+}
+
 // y[t * w.rows() + r] = dot(row r of w, x[t * w.cols() ...]) for t < n_tokens.
 inline void matmul(const tensor_view& w, const float* x, std::int64_t n_tokens, float* y, executor& pool,
                    matmul_scratch& scratch) {
-    const std::int64_t k = w.cols(), m = w.rows();
-    visit_type(w.type, [&]<class Block>() {
-        if constexpr (!weight_block<Block>) {
-            throw error("qinfer: tensor type " + std::string(type_name(w.type)) + " cannot be a weight matrix");
-        } else {
-            using Operand = typename block_traits<Block>::dot_operand;
-            const std::int64_t op_row_bytes = k / block_traits<Operand>::block_size * std::int64_t(sizeof(Operand));
-            const std::size_t need = std::size_t(op_row_bytes * n_tokens) + alignof(Operand);
-            if (scratch.operand.size() < need) scratch.operand.resize(need);
-            auto* base = scratch.operand.data();
-            auto* ops = reinterpret_cast<Operand*>(
-                base + (alignof(Operand) - reinterpret_cast<std::uintptr_t>(base) % alignof(Operand)) % alignof(Operand));
-            const std::int64_t op_blocks = k / block_traits<Operand>::block_size;
-            for (std::int64_t t = 0; t < n_tokens; ++t) quantize_activations(x + t * k, ops + t * op_blocks, k);
-
-            const auto* wbase = reinterpret_cast<const Block*>(w.data);
-            const std::int64_t w_blocks = k / block_traits<Block>::block_size;
-            auto rows = [&](std::int64_t r0, std::int64_t r1) {
-                for (std::int64_t r = r0; r < r1; ++r)
-                    for (std::int64_t t = 0; t < n_tokens; ++t)
-                        y[t * m + r] = dot(wbase + r * w_blocks, ops + t * op_blocks, k);
-            };
-            // Below ~64K multiply-adds, waking other threads costs more than it saves.
-            if (m * k * n_tokens < (std::int64_t(1) << 16) || pool.concurrency() == 1) {
-                rows(0, m);
-                return;
-            }
-            // Chunks of rows: enough chunks to balance threads, big enough to amortize.
-            const std::int64_t n_chunks = std::min<std::int64_t>(m, std::int64_t(pool.concurrency()) * 8);
-            const std::int64_t rows_per_chunk = (m + n_chunks - 1) / n_chunks;
-            pool.parallel_for(int((m + rows_per_chunk - 1) / rows_per_chunk), [&](int c) {
-                const std::int64_t r0 = c * rows_per_chunk;
-                rows(r0, std::min(m, r0 + rows_per_chunk));
-            });
-        }
-    });
+    matmul({matmul_task{&w, y}}, x, n_tokens, pool, scratch);
 }
 
 QINFER_NAMESPACE_END
@@ -8929,9 +9161,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
         detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
-        matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.mm);
-        matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.mm);
-        matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.mm);
+        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, s.xn.data(), n, pool, s.mm);
         for (std::int64_t t = 0; t < n; ++t) {
             float* q = s.q.data() + t * q_dim;
             float* k = s.k.data() + t * kv_dim;
@@ -8972,8 +9202,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         // --- feed-forward -------------------------------------------------------------
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
-        matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.mm);
-        matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.mm);
+        matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
         swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
         matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
         detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);

@@ -104,9 +104,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
         detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
-        matmul(L.wq, s.xn.data(), n, s.q.data(), pool, s.mm);
-        matmul(L.wk, s.xn.data(), n, s.k.data(), pool, s.mm);
-        matmul(L.wv, s.xn.data(), n, s.v.data(), pool, s.mm);
+        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, s.xn.data(), n, pool, s.mm);
         for (std::int64_t t = 0; t < n; ++t) {
             float* q = s.q.data() + t * q_dim;
             float* k = s.k.data() + t * kv_dim;
@@ -147,8 +145,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         // --- feed-forward -------------------------------------------------------------
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
-        matmul(L.w_gate, s.xn.data(), n, s.gate.data(), pool, s.mm);
-        matmul(L.w_up, s.xn.data(), n, s.up.data(), pool, s.mm);
+        matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
         swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
         matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
         detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);

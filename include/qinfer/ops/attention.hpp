@@ -12,7 +12,12 @@
 #include <limits>
 #include <type_traits>
 
+#include "../core/cpu.hpp"
 #include "../core/fp16.hpp"
+
+#if QINFER_X86_DISPATCH
+#include <immintrin.h>
+#endif
 
 QINFER_NAMESPACE_BEGIN
 
@@ -22,6 +27,57 @@ inline float as_float(fp16 v) noexcept { return to_float(v); }
 template <class T> inline float round_to(float v) noexcept {
     if constexpr (std::is_same_v<T, fp16>) return to_float(to_fp16(v));
     else return v;
+}
+
+#if QINFER_X86_DISPATCH
+QINFER_TARGET_AVX2 inline __m256 load8(const float* p) noexcept { return _mm256_loadu_ps(p); }
+QINFER_TARGET_AVX2 inline __m256 load8(const fp16* p) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// sum_d k[d] * q[d], eight lanes and two chains at a time.
+template <class T>
+QINFER_TARGET_AVX2 inline float dot_avx2(const T* k, const float* q, int n) noexcept {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= n; d += 16) {
+        a0 = _mm256_fmadd_ps(load8(k + d), _mm256_loadu_ps(q + d), a0);
+        a1 = _mm256_fmadd_ps(load8(k + d + 8), _mm256_loadu_ps(q + d + 8), a1);
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    float s = _mm_cvtss_f32(r);
+    for (; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+// out[d] += v[d] * p: a multiply and an add per lane, as the scalar loop does, so every
+// instruction set gives the same bits.
+template <class T>
+QINFER_TARGET_AVX2 inline void axpy_avx2(float* out, const T* v, float p, int n) noexcept {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_loadu_ps(out + d), _mm256_mul_ps(load8(v + d), pv)));
+    for (; d < n; ++d) out[d] += as_float(v[d]) * p;
+}
+#endif
+
+template <class T> inline float dot_kq(const T* k, const float* q, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return dot_avx2(k, q, n);
+#endif
+    float s = 0.0f;
+    for (int d = 0; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+template <class T> inline void add_scaled(float* out, const T* v, float p, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return axpy_avx2(out, v, p, n);
+#endif
+    for (int d = 0; d < n; ++d) out[d] += as_float(v[d]) * p;
 }
 }  // namespace detail
 
@@ -43,10 +99,7 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
     for (int d = 0; d < head_dim; ++d) qr[d] = detail::round_to<T>(q[d]);
     float max = -std::numeric_limits<float>::infinity();
     for (std::int64_t j = 0; j < n; ++j) {
-        const T* k = kv.k + j * kv.stride + std::int64_t(kv_head) * head_dim;
-        float s = 0.0f;
-        for (int d = 0; d < head_dim; ++d) s += detail::as_float(k[d]) * qr[d];
-        scores[j] = s * scale;
+        scores[j] = detail::dot_kq(kv.k + j * kv.stride + std::int64_t(kv_head) * head_dim, qr, head_dim) * scale;
         max = std::max(max, scores[j]);
     }
     double sum = 0.0;
@@ -59,9 +112,7 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
     for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
     for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
     for (std::int64_t j = 0; j < n; ++j) {
-        const T* v = kv.v + j * kv.stride + std::int64_t(kv_head) * head_dim;
-        const float p = scores[j];
-        for (int d = 0; d < head_dim; ++d) out[d] += detail::as_float(v[d]) * p;
+        detail::add_scaled(out, kv.v + j * kv.stride + std::int64_t(kv_head) * head_dim, scores[j], head_dim);
     }
 }
 

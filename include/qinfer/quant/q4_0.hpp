@@ -129,33 +129,20 @@ QINFER_TARGET_AVX2 inline float dot(const block_q4_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI multiplies the unsigned
-// nibbles directly; the -8 offset comes back as 8 * sum(a), one more dpbusd.
-QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q4_0* w, const block_q8_0* a) noexcept {
-    const __m512i eight = _mm512_set1_epi8(8), zero = _mm512_setzero_si512();
-    const __m512i qw = x86f::unpack_nibbles_x2(w[0].qs, w[1].qs);
-    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
-    return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_dpbusd_epi32(zero, qw, qa), _mm512_dpbusd_epi32(zero, eight, qa)));
-}
-
-// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
-// products from one F16C conversion per side and one multiply.
-QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
-    const std::int64_t nb = n / 32;
-    const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    std::int64_t i = 0;
-    for (; i + 4 <= nb; i += 4) {
-        const __m512 d = _mm512_castps128_ps512(
-            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q4_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
+// Q4_0 weights as unsigned bytes: the nibbles themselves, offset 8.
+struct q4_0_unpack {
+    static constexpr int offset = 8;
+    QINFER_TARGET_AVX512 static __m512i pair(const block_q4_0* w) noexcept { return x86f::unpack_nibbles_x2(w[0].qs, w[1].qs); }
+    QINFER_TARGET_AVX512 static int block_sum(const block_q4_0& w, const block_q8_0& a) noexcept {
+        return x86::hsum(avx2::block_sums(w, a));
     }
-    float tail = 0.0f;
-    for (; i < nb; ++i)
-        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
-    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
+};
+
+// A 1 x 1 tile.
+QINFER_TARGET_AVX512 inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    float y;
+    dot_tile_u8<1, 1, q4_0_unpack>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -176,6 +163,18 @@ inline float dot(const block_q4_0* w, const block_q8_0* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows against C activation rows, y[c * ldy + r]; see dot_tile in q8_0.hpp.
+template <int R, int C>
+inline void dot_tile(const block_q4_0* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512)
+        return detail::avx512::dot_tile_u8<R, C, detail::avx512::q4_0_unpack>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END

@@ -125,35 +125,77 @@ QINFER_TARGET_AVX2 inline float dot(const block_q8_0* w, const block_q8_0* a, st
 
 namespace detail::avx512 {
 
-// Sums of two blocks (i, i+1) in 16 int32 lanes, 8 per block. VNNI wants one unsigned
-// operand: |w| against a with w's sign moved onto it (AVX-512 has no vpsignb, so a byte
-// mask of w's sign bits selects where a is negated).
-QINFER_TARGET_AVX512 inline __m512 pair_sums(const block_q8_0* w, const block_q8_0* a) noexcept {
-    const __m512i zero = _mm512_setzero_si512();
-    const __m512i qw = x86f::load_q8_x2(w[0].qs, w[1].qs);
-    const __m512i qa = x86f::load_q8_x2(a[0].qs, a[1].qs);
-    const __m512i sa = _mm512_mask_sub_epi8(qa, _mm512_movepi8_mask(qw), zero, qa);
-    return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, _mm512_abs_epi8(qw), sa));
-}
-
-// Four blocks per step, two per 512-bit register, two accumulator chains; the four scale
-// products from one F16C conversion per side and one multiply.
-QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+// Tiles of weight rows against activation rows for every format whose 32-weight blocks read
+// as unsigned bytes u with w = d * (u - Offset): Q4_0 (nibbles, 8), Q8_0 (q ^ 0x80, 128),
+// and others. `Unpack` supplies the bytes of two blocks at once and the exact integer sum of
+// one block against its activations (for the < 4 leftover blocks of a row).
+//
+// Per block pair, for each (row, activation) cell: one VNNI dpbusd that starts from
+// -Offset * sum(a) (computed once per activation row, so the integer sum is exact), one
+// conversion, one scale product, one FMA. Each unpacked weight pair serves C activation
+// rows and each activation pair R weight rows. Every cell sees the same operations in the
+// same order whatever R and C are, so a tile gives bit for bit the results of `dot`.
+template <int R, int C, class Unpack, class Block>
+QINFER_TARGET_AVX512 inline void dot_tile_u8(const Block* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda,
+                                             std::int64_t n, float* y, std::int64_t ldy) noexcept {
     const std::int64_t nb = n / 32;
     const __m512i first = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     const __m512i second = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    const __m512i offset = _mm512_set1_epi8(char(Unpack::offset)), zero = _mm512_setzero_si512();
+    __m512 acc[R][C];
+    QINFER_UNROLL for (int r = 0; r < R; ++r)
+        QINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
     std::int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
-        const __m512 d = _mm512_castps128_ps512(
-            _mm_mul_ps(x86f::h2f_x4(&w[i].d, sizeof(block_q8_0)), x86f::h2f_x4(&a[i].d, sizeof(block_q8_0))));
-        acc0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(first, d), pair_sums(w + i, a + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(second, d), pair_sums(w + i + 2, a + i + 2), acc1);
+        __m512 dw4[R], da4[C];
+        QINFER_UNROLL for (int r = 0; r < R; ++r) dw4[r] = _mm512_castps128_ps512(x86f::h2f_x4(&w[r * ldw + i].d, sizeof(Block)));
+        QINFER_UNROLL for (int c = 0; c < C; ++c) da4[c] = _mm512_castps128_ps512(x86f::h2f_x4(&a[c * lda + i].d, sizeof(block_q8_0)));
+        QINFER_UNROLL for (int h = 0; h < 4; h += 2) {
+            const __m512i sel = h == 0 ? first : second;
+            __m512i qa[C], start[C];
+            __m512 da[C];
+            QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                const block_q8_0* ac = a + c * lda + i + h;
+                qa[c] = x86f::load_q8_x2(ac[0].qs, ac[1].qs);
+                start[c] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, qa[c]));
+                da[c] = _mm512_permutexvar_ps(sel, da4[c]);
+            }
+            QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                const __m512i qw = Unpack::pair(w + r * ldw + i + h);
+                const __m512 dw = _mm512_permutexvar_ps(sel, dw4[r]);
+                QINFER_UNROLL for (int c = 0; c < C; ++c)
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dw, da[c]),
+                                                _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start[c], qw, qa[c])), acc[r][c]);
+            }
+        }
     }
-    float tail = 0.0f;
-    for (; i < nb; ++i)
-        tail += (x86f::h2f(w[i].d) * x86f::h2f(a[i].d)) * static_cast<float>(x86::hsum(avx2::block_sums(w[i], a[i])));
-    return x86::hsum(_mm512_add_ps(acc0, acc1)) + tail;
+    QINFER_UNROLL for (int r = 0; r < R; ++r)
+        QINFER_UNROLL for (int c = 0; c < C; ++c) {
+            const Block* wr = w + r * ldw;
+            const block_q8_0* ac = a + c * lda;
+            float tail = 0.0f;
+            for (std::int64_t j = i; j < nb; ++j)
+                tail += (x86f::h2f(wr[j].d) * x86f::h2f(ac[j].d)) * static_cast<float>(Unpack::block_sum(wr[j], ac[j]));
+            y[c * ldy + r] = x86::hsum(acc[r][c]) + tail;
+        }
+}
+
+// Q8_0 weights as unsigned bytes: flipping the sign bit adds 128.
+struct q8_0_unpack {
+    static constexpr int offset = 128;
+    QINFER_TARGET_AVX512 static __m512i pair(const block_q8_0* w) noexcept {
+        return _mm512_xor_si512(x86f::load_q8_x2(w[0].qs, w[1].qs), _mm512_set1_epi8(char(0x80)));
+    }
+    QINFER_TARGET_AVX512 static int block_sum(const block_q8_0& w, const block_q8_0& a) noexcept {
+        return x86::hsum(avx2::block_sums(w, a));
+    }
+};
+
+// A 1 x 1 tile.
+QINFER_TARGET_AVX512 inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexcept {
+    float y;
+    dot_tile_u8<1, 1, q8_0_unpack>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -177,6 +219,21 @@ inline float dot(const block_q8_0* w, const block_q8_0* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows (ldw blocks apart) against C activation rows (lda blocks apart):
+// y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n), the same bits as `dot` gives, but each
+// weight block is unpacked once for all C activations (prefill) and each activation block
+// loaded once for all R rows.
+template <int R, int C>
+inline void dot_tile(const block_q8_0* w, std::int64_t ldw, const block_q8_0* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512)
+        return detail::avx512::dot_tile_u8<R, C, detail::avx512::q8_0_unpack>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END
