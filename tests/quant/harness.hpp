@@ -112,6 +112,83 @@ void check_quantize(const oracle::ggml& g, bool via_chunk, const char* ref_symbo
     MESSAGE(qinfer::type_name(traits::id) << ": quantize bytes identical to ggml for " << equal << "/" << rows << " rows");
 }
 
+// Importance matrices for check_quantize_weighted: one value per column, random and
+// adversarial (zeros everywhere or in stretches, one column only, huge and tiny ranges).
+inline std::vector<named_row> test_importance(std::int64_t n, std::int64_t block, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    auto make = [&](auto f) {
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (std::int64_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = f(i);
+        return v;
+    };
+    std::vector<named_row> m;
+    m.push_back({"uniform", make([&](std::int64_t) { return unit(rng); })});
+    m.push_back({"log-normal", make([&](std::int64_t) { return std::exp(3.0f * normal(rng)); })});
+    m.push_back({"ones", make([](std::int64_t) { return 1.0f; })});
+    m.push_back({"zeros", make([](std::int64_t) { return 0.0f; })});
+    m.push_back({"zero-blocks", make([&](std::int64_t i) { return (i / block) % 2 == 0 ? 0.0f : unit(rng); })});
+    m.push_back({"sparse", make([&](std::int64_t) { return unit(rng) < 0.8f ? 0.0f : unit(rng) * 100.0f; })});
+    m.push_back({"one-column", make([](std::int64_t i) { return i == 5 ? 1.0f : 0.0f; })});
+    m.push_back({"tiny", make([&](std::int64_t) { return unit(rng) * 1e-30f; })});
+    m.push_back({"huge", make([&](std::int64_t) { return unit(rng) * 1e20f; })});
+    m.push_back({"squares", make([&](std::int64_t) { const float a = normal(rng); return a * a; })});
+    return m;
+}
+
+// Quantized bytes of the importance-matrix path, quantize_row(x, y, n, importance) row by
+// row, against ggml_quantize_chunk(type, rows, nrows, n, imatrix) for several row counts,
+// every row distribution of test_rows and every importance of test_importance. Formats
+// whose ggml quantizer ignores the imatrix (Q8_0) have no 4-argument quantize_row: their
+// plain quantize_row must equal ggml's weighted output.
+template <class Block>
+void check_quantize_weighted(const oracle::ggml& g) {
+    using traits = block_traits<Block>;
+    const int id = type_int(traits::id);
+    int cases = 0, equal = 0, changed = 0;
+    for (std::int64_t n : test_lengths(traits::block_size)) {
+        const auto rows = test_rows(n, traits::block_size, 555u + unsigned(n));
+        const auto imps = test_importance(n, traits::block_size, 777u + unsigned(n));
+        for (std::int64_t nrows : {std::int64_t(1), std::int64_t(3), std::int64_t(rows.size())}) {
+            for (std::size_t first = 0; first + std::size_t(nrows) <= rows.size(); first += std::size_t(nrows)) {
+                std::vector<float> x;
+                for (std::int64_t r = 0; r < nrows; ++r)
+                    x.insert(x.end(), rows[first + std::size_t(r)].v.begin(), rows[first + std::size_t(r)].v.end());
+                for (const named_row& imp : imps) {
+                    auto ours = blocks_for<Block>(n * nrows);
+                    auto theirs = blocks_for<Block>(n * nrows);
+                    const std::int64_t per_row = n / traits::block_size;
+                    for (std::int64_t r = 0; r < nrows; ++r) {
+                        if constexpr (requires { quantize_row(x.data(), ours.data(), n, imp.v.data()); })
+                            quantize_row(x.data() + r * n, ours.data() + r * per_row, n, imp.v.data());
+                        else
+                            quantize_row(x.data() + r * n, ours.data() + r * per_row, n);
+                    }
+                    const std::size_t bytes = g.quantize_chunk(id, x.data(), theirs.data(), 0, nrows, n, imp.v.data());
+                    CHECK(bytes == theirs.size() * sizeof(Block));
+                    const bool same = std::memcmp(ours.data(), theirs.data(), ours.size() * sizeof(Block)) == 0;
+                    CHECK_MESSAGE(same, "weighted quantize_row differs from ggml_quantize_chunk: rows from "
+                                            << rows[first].name << " (" << nrows << " rows), importance " << imp.name
+                                            << ", n " << n);
+                    // how often the importance changes the result at all (it must, somewhere)
+                    auto plain = blocks_for<Block>(n * nrows);
+                    for (std::int64_t r = 0; r < nrows; ++r)
+                        quantize_row(x.data() + r * n, plain.data() + r * per_row, n);
+                    changed += std::memcmp(plain.data(), ours.data(), ours.size() * sizeof(Block)) != 0;
+                    ++cases;
+                    equal += same;
+                }
+            }
+        }
+    }
+    if constexpr (requires(std::vector<float> v, std::vector<Block> b) { quantize_row(v.data(), b.data(), 0, v.data()); })
+        CHECK_MESSAGE(changed > cases / 4, "the importance matrix changed only " << changed << "/" << cases << " results");
+    MESSAGE(qinfer::type_name(traits::id) << ": importance-matrix quantization identical to ggml_quantize_chunk for "
+                                          << equal << "/" << cases << " cases (" << changed
+                                          << " differ from the plain quantize_row)");
+}
+
 // Dequantized floats (scalar, xsimd and public paths) bit for bit against ggml's to_float
 // (or the named function where ggml's traits have none).
 template <class Block>

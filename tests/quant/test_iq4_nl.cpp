@@ -58,6 +58,7 @@ TEST_CASE("iq4_nl matches ggml") {
     const oracle::ggml* g = oracle::get();
     if (!g) return;
     qtest::check_quantize<qinfer::block_iq4_nl>(*g, true);
+    qtest::check_quantize_weighted<qinfer::block_iq4_nl>(*g);
     check_quantize_ref(*g);
     qtest::check_dequantize<qinfer::block_iq4_nl>(*g);
     qtest::check_dot<qinfer::block_iq4_nl>(*g);

@@ -6,6 +6,7 @@ TEST_CASE("q5_K matches ggml") {
     const oracle::ggml* g = oracle::get();
     if (!g) return;
     qtest::check_quantize<qinfer::block_q5_K>(*g, true);
+    qtest::check_quantize_weighted<qinfer::block_q5_K>(*g);
     qtest::check_quantize<qinfer::block_q5_K>(*g, false);
     qtest::check_dequantize<qinfer::block_q5_K>(*g);
     qtest::check_dot<qinfer::block_q5_K>(*g);

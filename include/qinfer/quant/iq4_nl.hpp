@@ -40,6 +40,17 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_iq4_nl* QINFER_RE
         detail::iq4::quantize_groups(1, x + 32 * i, 7, y[i].d, y[i].qs, nullptr, nullptr, L);
 }
 
+// With an importance matrix (ggml_quantize_chunk's imatrix): importance[j] is the
+// importance of weight j (n values, one per column of the row); the scale search weighs
+// weight j by importance_j * sqrt(sigma2 + x_j^2), sigma2 twice the block's mean square.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_iq4_nl* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    std::uint8_t L[32];
+    for (std::int64_t i = 0; i < n / 32; ++i)
+        detail::iq4::quantize_groups(1, x + 32 * i, 7, y[i].d, y[i].qs, nullptr, nullptr, L, importance + 32 * i);
+}
+
 // ggml's quantize_row_iq4_nl_ref, which is NOT what ggml_quantize_chunk produces: a single
 // least-squares refinement of the scale, no search, no final requantization. ggml-cpu uses
 // it as IQ4_NL's from_float (tensors converted to IQ4_NL at run time, e.g. a KV cache).

@@ -56,6 +56,18 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_iq4_xs* QINFER_RE
         detail::iq4::quantize_groups(8, x + 256 * i, 7, y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l, L);
 }
 
+// With an importance matrix (ggml_quantize_chunk's imatrix): importance[j] is the
+// importance of weight j (n values, one per column of the row); the scale search weighs
+// weight j by importance_j * sqrt(sigma2 + x_j^2), sigma2 twice the super-block's mean square.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_iq4_xs* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    std::uint8_t L[256];
+    for (std::int64_t i = 0; i < n / 256; ++i)
+        detail::iq4::quantize_groups(8, x + 256 * i, 7, y[i].d, y[i].qs, &y[i].scales_h, y[i].scales_l, L,
+                                     importance + 256 * i);
+}
+
 namespace detail::scalar {
 
 // w = (d * (s - 32)) * level, the two products rounded in ggml's order.

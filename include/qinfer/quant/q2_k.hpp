@@ -89,6 +89,52 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q2_K* QINFER_REST
     }
 }
 
+// With an importance matrix (ggml's quantize_row_q2_K_impl): importance[j] is the importance
+// of weight j (n values, one per column of the row). Scale and min of each group of 16 are
+// fitted by make_qkx3_quants (squared error) under weights importance_j * sqrt(sigma2 + x_j^2),
+// sigma2 the super-block's mean square; the 16 scales and 16 mins become 4-bit levels by
+// make_qp_quants weighted by each group's total weight. A null importance is the plain path.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q2_K* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    using detail::nearest_int;
+    std::uint8_t L[256], tmp[16], Ls[16], Lm[16];
+    float w[16], sw[16], scales[16], mins[16];
+    for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
+        block_q2_K& b = y[i];
+        float sum_x2 = 0;
+        for (int j = 0; j < 256; ++j) sum_x2 += x[j] * x[j];
+        const float sigma2 = sum_x2 / 256;
+        for (int j = 0; j < 16; ++j) {
+            const float* qw = importance + 256 * i + 16 * j;
+            for (int l = 0; l < 16; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+            float sumw = 0;
+            for (int l = 0; l < 16; ++l) sumw += w[l];
+            sw[j] = sumw;
+            scales[j] = detail::kmin::make_qkx2_quants(16, x + 16 * j, w, L + 16 * j, &mins[j], tmp,
+                                                       detail::kmin::weighted_fit(3));
+        }
+        b.d = to_fp16(detail::kmin::make_qp_quants(16, 15, scales, Ls, sw));
+        b.dmin = to_fp16(detail::kmin::make_qp_quants(16, 15, mins, Lm, sw));
+        for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<std::uint8_t>(Ls[j] | (Lm[j] << 4));
+        const float fd = to_float(b.d), fm = to_float(b.dmin);
+        for (int j = 0; j < 16; ++j) {
+            const float dj = fd * (b.scales[j] & 0x0f);
+            if (dj == 0.0f) continue;  // keep the fit's quants
+            const float mj = fm * (b.scales[j] >> 4);
+            for (int l = 0; l < 16; ++l) {
+                const int q = nearest_int((x[16 * j + l] + mj) / dj);
+                L[16 * j + l] = static_cast<std::uint8_t>(q < 0 ? 0 : q > 3 ? 3 : q);
+            }
+        }
+        for (int c = 0; c < 2; ++c)
+            for (int l = 0; l < 32; ++l) {
+                const std::uint8_t* e = L + 128 * c + l;
+                b.qs[32 * c + l] = static_cast<std::uint8_t>(e[0] | (e[32] << 2) | (e[64] << 4) | (e[96] << 6));
+            }
+    }
+}
+
 namespace detail::scalar {
 
 inline void dequantize_row(const block_q2_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {

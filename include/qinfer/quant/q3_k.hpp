@@ -56,6 +56,35 @@ inline void levels(const block_q3_K& b, std::int8_t* out) noexcept {
     }
 }
 
+// The end of both quantization paths: requantize every weight with the group scale it will
+// be decoded with (d * (s6 - 32); a zero scale keeps the fit's levels), then store the
+// levels (L: level + 4) as high-bit mask and bit pairs.
+inline void finish_block(const float* QINFER_RESTRICT x, const std::uint8_t s6[16], block_q3_K& b,
+                         std::int8_t* QINFER_RESTRICT L) noexcept {
+    const float d = to_float(b.d);
+    for (int g = 0; g < 16; ++g) {
+        const float dg = d * (s6[g] - 32);
+        if (!dg) continue;  // keep the fit's levels
+        for (int j = 0; j < 16; ++j) {
+            const int l = std::clamp(detail::nearest_int(x[16 * g + j] / dg), -4, 3);
+            L[16 * g + j] = static_cast<std::int8_t>(l + 4);
+        }
+    }
+
+    std::memset(b.hmask, 0, sizeof(b.hmask));
+    for (int e = 0; e < 256; ++e) {
+        if (L[e] > 3) {
+            b.hmask[e % 32] = static_cast<std::uint8_t>(b.hmask[e % 32] | (1u << (e / 32)));
+            L[e] = static_cast<std::int8_t>(L[e] - 4);
+        }
+    }
+    for (int h = 0; h < 2; ++h) {
+        const std::int8_t* Lh = L + 128 * h;
+        for (int l = 0; l < 32; ++l)
+            b.qs[32 * h + l] = static_cast<std::uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
+    }
+}
+
 }  // namespace detail::q3k
 
 // Reference quantization (== ggml's quantize_row_q3_K_ref, which ggml_quantize_chunk runs
@@ -87,28 +116,39 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q3_K* QINFER_REST
         }
         detail::ksym::pack_q3_scales(s6, b.scales);
 
-        const float d = to_float(b.d);
-        for (int g = 0; g < 16; ++g) {
-            const float dg = d * (s6[g] - 32);
-            if (!dg) continue;  // keep the fit's levels
-            for (int j = 0; j < 16; ++j) {
-                const int l = std::clamp(detail::nearest_int(x[16 * g + j] / dg), -4, 3);
-                L[16 * g + j] = static_cast<std::int8_t>(l + 4);
-            }
-        }
+        detail::q3k::finish_block(x, s6, b, L);
+    }
+}
 
-        std::memset(b.hmask, 0, sizeof(b.hmask));
-        for (int e = 0; e < 256; ++e) {
-            if (L[e] > 3) {
-                b.hmask[e % 32] = static_cast<std::uint8_t>(b.hmask[e % 32] | (1u << (e / 32)));
-                L[e] = static_cast<std::int8_t>(L[e] - 4);
-            }
+// With an importance matrix (ggml's quantize_row_q3_K_impl): importance[j] is the importance
+// of weight j (n values, one per column of the row). Each group of 16 is fitted by
+// make_qx_quants under weights importance_j * sqrt(sigma2 + x_j^2) (sigma2 twice the
+// super-block's mean square), and the 16 group scales by make_qx_quants to signed 6 bits
+// weighted by each group's total weight. A null importance is the plain path above.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q3_K* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    std::int8_t L[256], Ls[16];
+    float scales[16], sw[16], w[16];
+    for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
+        block_q3_K& b = y[i];
+        float sum_x2 = 0;
+        for (int j = 0; j < 256; ++j) sum_x2 += x[j] * x[j];
+        const float sigma2 = 2 * sum_x2 / 256;
+        for (int g = 0; g < 16; ++g) {
+            const float* qw = importance + 256 * i + 16 * g;
+            for (int l = 0; l < 16; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[16 * g + l] * x[16 * g + l]);
+            float sumw = 0;
+            for (int l = 0; l < 16; ++l) sumw += w[l];
+            sw[g] = sumw;
+            scales[g] = detail::ksym::make_qx_quants(16, 4, x + 16 * g, L + 16 * g, w);
         }
-        for (int h = 0; h < 2; ++h) {
-            const std::int8_t* Lh = L + 128 * h;
-            for (int l = 0; l < 32; ++l)
-                b.qs[32 * h + l] = static_cast<std::uint8_t>(Lh[l] | (Lh[l + 32] << 2) | (Lh[l + 64] << 4) | (Lh[l + 96] << 6));
-        }
+        const float d_block = detail::ksym::make_qx_quants(16, 32, scales, Ls, sw);
+        std::uint8_t s6[16];
+        for (int g = 0; g < 16; ++g) s6[g] = static_cast<std::uint8_t>(Ls[g]);
+        detail::ksym::pack_q3_scales(s6, b.scales);
+        b.d = to_fp16(d_block);
+        detail::q3k::finish_block(x, s6, b, L);
     }
 }
 

@@ -12,6 +12,7 @@
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
 #include "detail/float_formats.hpp"
+#include "detail/k_quants_sym.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 #include "q8_0.hpp"
@@ -50,6 +51,28 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_0* QINFER_REST
             const int q1 = std::min(15, int(static_cast<std::int8_t>(static_cast<int>(x[j + 16] * id + 8.5f))));
             y[i].qs[j] = static_cast<std::uint8_t>(std::uint8_t(q0) | (std::uint8_t(q1) << 4));
         }
+    }
+}
+
+// With an importance matrix (ggml_quantize_chunk's imatrix, ggml's quantize_row_q4_0_impl):
+// x is one row of n weights and importance[j] the importance of column j (n values). Each
+// block's scale is a weighted least-squares fit (make_qx_quants) under weights
+// importance_j * sqrt(sigma2 + x_j^2), sigma2 the row's mean square. A null importance is
+// the plain quantize_row above.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_0* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    float sum_x2 = 0;
+    for (std::int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / static_cast<float>(n);
+    float w[32];
+    std::int8_t L[32];
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        const float* xb = x + 32 * i;
+        const float* qw = importance + 32 * i;
+        for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+        y[i].d = to_fp16(detail::ksym::make_qx_quants(32, 8, xb, L, w));
+        for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<std::uint8_t>(L[j] | (L[j + 16] << 4));
     }
 }
 

@@ -14,6 +14,7 @@
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
 #include "detail/float_formats.hpp"
+#include "detail/k_quants_min.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 #include "q8_1.hpp"
@@ -52,6 +53,30 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_1* QINFER_REST
             const int q1 = std::min(15, int(static_cast<std::int8_t>(static_cast<int>((x[j + 16] - lo) * id + 0.5f))));
             y[i].qs[j] = static_cast<std::uint8_t>(std::uint8_t(q0) | (std::uint8_t(q1) << 4));
         }
+    }
+}
+
+// With an importance matrix (ggml's quantize_row_q4_1_impl): x is one row of n weights,
+// importance[j] the importance of column j. Each block's scale and minimum are fitted by
+// make_qkx3_quants under weights importance_j * sqrt(sigma2 + x_j^2), sigma2 the row's mean
+// square. A null importance is the plain quantize_row above.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_1* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    float sum_x2 = 0;
+    for (std::int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / static_cast<float>(n);
+    float w[32];
+    std::uint8_t L[32], tmp[32];
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        const float* xb = x + 32 * i;
+        const float* qw = importance + 32 * i;
+        for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+        float neg_min;
+        const float d = detail::kmin::make_qkx2_quants(32, xb, w, L, &neg_min, tmp, detail::kmin::weighted_fit(15));
+        y[i].d = to_fp16(d);
+        y[i].m = to_fp16(-neg_min);
+        for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<std::uint8_t>(L[j] | (L[j + 16] << 4));
     }
 }
 

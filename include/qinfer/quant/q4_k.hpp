@@ -51,6 +51,21 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_K* QINFER_REST
     }
 }
 
+// With an importance matrix (ggml's quantize_row_q4_K_impl): importance[j] is the
+// importance of weight j (n values, one per column of the row).
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_K* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    std::uint8_t L[256];
+    for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
+        detail::kmin::quantize_superblock_6bit_weighted(x, importance + 256 * i, 15, false, y[i].d, y[i].dmin,
+                                                        y[i].scales, L);
+        for (int k = 0; k < 4; ++k)
+            for (int l = 0; l < 32; ++l)
+                y[i].qs[32 * k + l] = std::uint8_t(L[64 * k + l] | (L[64 * k + 32 + l] << 4));
+    }
+}
+
 namespace detail::scalar {
 
 inline void dequantize_row(const block_q4_K* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {

@@ -15,6 +15,7 @@
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
 #include "detail/float_formats.hpp"
+#include "detail/k_quants_sym.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 #include "q8_0.hpp"
@@ -57,6 +58,34 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q5_0* QINFER_REST
             y[i].qs[j] = static_cast<std::uint8_t>((u0 & 0x0f) | ((u1 & 0x0f) << 4));
             qh |= ((u0 >> 4) & 1u) << j;
             qh |= ((u1 >> 4) & 1u) << (j + 16);
+        }
+        std::memcpy(y[i].qh, &qh, sizeof qh);
+    }
+}
+
+// With an importance matrix (ggml's quantize_row_q5_0_impl): x is one row of n weights,
+// importance[j] the importance of column j. Each block's scale is a weighted least-squares
+// fit (make_qx_quants) under weights importance_j * sqrt(sigma2 + x_j^2), sigma2 the row's
+// mean square. A null importance is the plain quantize_row above.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q5_0* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    float sum_x2 = 0;
+    for (std::int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+    const float sigma2 = sum_x2 / static_cast<float>(n);
+    float w[32];
+    std::int8_t L[32];
+    for (std::int64_t i = 0; i < n / 32; ++i) {
+        const float* xb = x + 32 * i;
+        const float* qw = importance + 32 * i;
+        for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+        y[i].d = to_fp16(detail::ksym::make_qx_quants(32, 16, xb, L, w));
+        std::uint32_t qh = 0;
+        for (int j = 0; j < 16; ++j) {
+            const std::uint32_t u0 = std::uint8_t(L[j]), u1 = std::uint8_t(L[j + 16]);
+            y[i].qs[j] = static_cast<std::uint8_t>((u0 & 0x0f) | ((u1 & 0x0f) << 4));
+            qh |= ((u0 & 0x10u) >> 4) << j;
+            qh |= ((u1 & 0x10u) >> 4) << (j + 16);
         }
         std::memcpy(y[i].qh, &qh, sizeof qh);
     }

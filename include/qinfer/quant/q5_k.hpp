@@ -58,6 +58,26 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q5_K* QINFER_REST
     }
 }
 
+// With an importance matrix (ggml's quantize_row_q5_K_impl): importance[j] is the
+// importance of weight j (n values, one per column of the row).
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q5_K* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
+    if (!importance) return quantize_row(x, y, n);
+    std::uint8_t L[256];
+    for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
+        detail::kmin::quantize_superblock_6bit_weighted(x, importance + 256 * i, 31, true, y[i].d, y[i].dmin,
+                                                        y[i].scales, L);
+        std::memset(y[i].qh, 0, sizeof(y[i].qh));
+        for (int k = 0; k < 4; ++k) {
+            for (int l = 0; l < 32; ++l) {
+                const int q0 = L[64 * k + l], q1 = L[64 * k + 32 + l];
+                y[i].qh[l] = std::uint8_t(y[i].qh[l] | ((q0 >> 4) << (2 * k)) | ((q1 >> 4) << (2 * k + 1)));
+                y[i].qs[32 * k + l] = std::uint8_t((q0 & 0x0f) | ((q1 & 0x0f) << 4));
+            }
+        }
+    }
+}
+
 namespace detail::kmin {
 
 // Quant l (0..31) of sub-block j.

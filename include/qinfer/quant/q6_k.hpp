@@ -64,14 +64,20 @@ inline void levels(const block_q6_K& b, std::int8_t* out) noexcept {
 // without an importance matrix): fit each group of 16 with make_qx_quants (weights x^2),
 // quantize the 16 group scales to int8 against the largest (which maps to -128), then
 // requantize every weight with the scale it will be decoded with.
-inline void quantize_row(const float* QINFER_RESTRICT x, block_q6_K* QINFER_RESTRICT y, std::int64_t n) noexcept {
+//
+// With an importance matrix (ggml_quantize_chunk's imatrix, ggml's quantize_row_q6_K_impl):
+// importance[j] is the importance of weight j (n values, one per column of the row) and
+// the group fits use it as their weights instead of x^2; null is the plain path.
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q6_K* QINFER_RESTRICT y, std::int64_t n,
+                         const float* QINFER_RESTRICT importance) noexcept {
     std::int8_t L[256];
     float scales[16];
     for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
         block_q6_K& b = y[i];
         float max_scale = 0, max_abs_scale = 0;
         for (int g = 0; g < 16; ++g) {
-            scales[g] = detail::ksym::make_qx_quants(16, 32, x + 16 * g, L + 16 * g, nullptr);
+            scales[g] = detail::ksym::make_qx_quants(16, 32, x + 16 * g, L + 16 * g,
+                                                      importance ? importance + 256 * i + 16 * g : nullptr);
             const float abs_scale = std::fabs(scales[g]);
             if (abs_scale > max_abs_scale) {
                 max_abs_scale = abs_scale;
@@ -105,6 +111,10 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q6_K* QINFER_REST
             }
         }
     }
+}
+
+inline void quantize_row(const float* QINFER_RESTRICT x, block_q6_K* QINFER_RESTRICT y, std::int64_t n) noexcept {
+    quantize_row(x, y, n, nullptr);
 }
 
 namespace detail::scalar {

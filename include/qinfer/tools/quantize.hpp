@@ -10,13 +10,21 @@
 // llama.cpp's order (non-layer tensors by name, then layer by layer, by name), each padded to
 // the alignment. The quantization kernels are qinfer's, which give ggml's bytes.
 //
-// Not supported: importance matrices (--imatrix), and the file types that need one or have no
-// qinfer kernels (IQ1/IQ2/IQ3, Q2_K_S, TQ*, MXFP4, Q1_0/Q2_0), split models, COPY.
+// With an importance matrix (quantize_options::importance, read by tools/imatrix.hpp) every
+// tensor with an entry of the right size is quantized with it, as llama.cpp passes it to
+// ggml_quantize_chunk (per expert for 3-D tensors), the mixes that depend on having one
+// follow llama.cpp (Q4_0 / Q5_0 keep the first ffn_down layers in Q4_1 / Q5_1, IQ4_NL /
+// IQ4_XS do not bump them to Q5_K), Q2_K_S (which needs one) is available, and the output
+// gets llama-quantize's quantize.imatrix.* keys.
+//
+// Not supported: the file types with no qinfer kernels (IQ1/IQ2/IQ3, TQ*, MXFP4, Q1_0/Q2_0),
+// split models, COPY.
 #pragma once
 
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -38,6 +46,7 @@
 #include "../gguf/reader.hpp"
 #include "../ops/thread_pool.hpp"
 #include "../quant/dispatch.hpp"
+#include "imatrix.hpp"
 
 QINFER_NAMESPACE_BEGIN
 namespace tools {
@@ -46,7 +55,7 @@ namespace tools {
 enum class ftype : std::uint32_t {
     all_f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q8_0 = 7, q5_0 = 8, q5_1 = 9,
     q2_K = 10, q3_K_S = 11, q3_K_M = 12, q3_K_L = 13, q4_K_S = 14, q4_K_M = 15,
-    q5_K_S = 16, q5_K_M = 17, q6_K = 18, iq4_nl = 25, iq4_xs = 30, bf16 = 32,
+    q5_K_S = 16, q5_K_M = 17, q6_K = 18, q2_K_S = 21, iq4_nl = 25, iq4_xs = 30, bf16 = 32,
 };
 
 struct ftype_info {
@@ -56,12 +65,13 @@ struct ftype_info {
     std::string_view description;
 };
 
-inline constexpr std::array<ftype_info, 19> ftype_table{{
+inline constexpr std::array<ftype_info, 20> ftype_table{{
     {"Q4_0", ftype::q4_0, type_id::q4_0, "4.5 bpw, 32-blocks with a scale"},
     {"Q4_1", ftype::q4_1, type_id::q4_1, "5.0 bpw, 32-blocks with a scale and a minimum"},
     {"Q5_0", ftype::q5_0, type_id::q5_0, "5.5 bpw, 32-blocks with a scale"},
     {"Q5_1", ftype::q5_1, type_id::q5_1, "6.0 bpw, 32-blocks with a scale and a minimum"},
     {"Q2_K", ftype::q2_K, type_id::q2_K, "Q2_K mix (attn_v / ffn_down / attn_output in Q3_K-Q4_K)"},
+    {"Q2_K_S", ftype::q2_K_S, type_id::q2_K, "Q2_K, attn_v (GQA >= 4) / first ffn_down in Q4_K; needs --imatrix"},
     {"Q3_K_S", ftype::q3_K_S, type_id::q3_K, "Q3_K everywhere"},
     {"Q3_K_M", ftype::q3_K_M, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q4_K-Q5_K"},
     {"Q3_K_L", ftype::q3_K_L, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q5_K"},
@@ -100,8 +110,7 @@ struct unsupported_ftype {
     std::string_view name;
     std::string_view why;
 };
-inline constexpr std::array<unsupported_ftype, 17> unsupported_ftypes{{
-    {"Q2_K_S", "it needs an importance matrix (--imatrix is not supported)"},
+inline constexpr std::array<unsupported_ftype, 16> unsupported_ftypes{{
     {"IQ2_XXS", "it needs an importance matrix and qinfer has no IQ2 kernels"},
     {"IQ2_XS", "it needs an importance matrix and qinfer has no IQ2 kernels"},
     {"IQ2_S", "it needs an importance matrix and qinfer has no IQ2 kernels"},
@@ -152,6 +161,8 @@ struct tensor_plan {
     type_id from = type_id::f32, to = type_id::f32;
     std::uint64_t bytes_from = 0, bytes_to = 0;
     bool fallback = false;                 // the mix's type did not fit the row length
+    bool requires_imatrix = false;         // Q2_K in a Q2_K_S file: no result without an imatrix
+    bool used_imatrix = false;             // quantized to a block type with an importance matrix (quantize_model)
     const gguf::tensor_info* source = nullptr;
 };
 
@@ -161,6 +172,12 @@ struct quantize_options {
     bool allow_requantize = false;         // accept already quantized input tensors
     bool quantize_output_tensor = true;    // false: leave output.weight as it is (--leave-output-tensor)
     bool pure = false;                     // no mix: every quantized tensor gets the default type (--pure)
+    // Importance matrix (llama-quantize --imatrix), or null. Not owned; must outlive the call.
+    // Its presence alone changes some mixes, as in llama.cpp, even where no entry matches.
+    const imatrix* importance = nullptr;
+    // Write llama-quantize's quantize.imatrix.{file,dataset,entries_count,chunks_count} keys
+    // when `importance` is set (llama_model_quantize alone does not write them).
+    bool imatrix_metadata = true;
     // Called after each tensor is written (index from 0, count), e.g. for a progress line.
     std::function<void(const tensor_plan&, std::size_t, std::size_t)> on_tensor;
 };
@@ -305,10 +322,11 @@ struct mix_state {
     int n_ffn_down = 0, n_ffn_gate = 0, n_ffn_up = 0;
     int i_ffn_down = 0, i_ffn_gate = 0, i_ffn_up = 0;
     bool tied = true;
+    bool has_imatrix = false;
     int n_fallback = 0;
 };
 
-// llama.cpp's llama_tensor_get_type_impl, for the file types qinfer produces (no imatrix).
+// llama.cpp's llama_tensor_get_type_impl, for the file types qinfer produces.
 inline type_id mix_type(mix_state& qs, const model_facts& m, type_id t, const std::string& name, std::int64_t ne0,
                         ftype ft, category cat_) {
     using F = ftype;
@@ -331,6 +349,7 @@ inline type_id mix_type(mix_state& qs, const model_facts& m, type_id t, const st
         // only the IQ1/IQ2/IQ3/TQ mixes change it
     } else if (is_attn_v_like(cat_)) {
         if (ft == F::q2_K) t = m.n_gqa >= 4 ? type_id::q4_K : type_id::q3_K;
+        else if (ft == F::q2_K_S && m.n_gqa >= 4) t = type_id::q4_K;
         else if (ft == F::q3_K_M) t = qs.i_attention_wv < 2 ? type_id::q5_K : type_id::q4_K;
         else if (ft == F::q3_K_L) t = type_id::q5_K;
         else if ((ft == F::iq4_nl || ft == F::iq4_xs) && m.n_gqa >= 4) t = type_id::q5_K;
@@ -345,14 +364,19 @@ inline type_id mix_type(mix_state& qs, const model_facts& m, type_id t, const st
     } else if (cat_ == category::ffn_down) {
         const auto [i, n] = layer(qs.i_ffn_down, qs.n_ffn_down);
         if (ft == F::q2_K) t = type_id::q3_K;
-        else if (ft == F::q3_K_M) t = i < n / 16 ? type_id::q5_K : !m.falcon() || more_bits(i, n) ? type_id::q4_K : type_id::q3_K;
+        else if (ft == F::q2_K_S) {
+            if (i < n / 8) t = type_id::q4_K;
+        } else if (ft == F::q3_K_M) t = i < n / 16 ? type_id::q5_K : !m.falcon() || more_bits(i, n) ? type_id::q4_K : type_id::q3_K;
         else if (ft == F::q3_K_L) t = m.falcon() ? type_id::q4_K : type_id::q5_K;
         else if (ft == F::q4_K_M) {
             if (m.falcon()) t = i < n / 16 ? type_id::q6_K : more_bits(i, n) ? type_id::q5_K : type_id::q4_K;
             else if (more_bits(i, n)) t = type_id::q6_K;
-        } else if (i < n / 8 && (ft == F::iq4_nl || ft == F::iq4_xs)) t = type_id::q5_K;
+        } else if (i < n / 8 && (ft == F::iq4_nl || ft == F::iq4_xs) && !qs.has_imatrix) t = type_id::q5_K;
         else if (ft == F::q5_K_M && more_bits(i, n)) t = type_id::q6_K;
         else if (ft == F::q4_K_S && !m.falcon() && i < n / 8) t = type_id::q5_K;
+        // with an imatrix, llama.cpp guards the first ffn_down layers of Q4_0 / Q5_0 files
+        else if ((ft == F::q4_0 || ft == F::q5_0) && qs.has_imatrix && i < n / 8)
+            t = ft == F::q4_0 ? type_id::q4_1 : type_id::q5_1;
         ++qs.i_ffn_down;
     } else if (cat_ == category::attn_output) {
         if (!m.falcon()) {
@@ -478,6 +502,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
         if (c == category::output) qs.tied = false;
     }
     qs.n_ffn_down = qs.n_ffn_gate = qs.n_ffn_up = m.n_layer;
+    qs.has_imatrix = o.importance != nullptr;
 
     for (tensor_plan& p : plan) {
         if (!allows_quantization(p.name, p.n_dims, o)) continue;
@@ -487,6 +512,13 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
             t = fallback_type(qs, t, p.ne[0], p.fallback);
         }
         p.to = t;
+        // llama.cpp's tensor_requires_imatrix, for the types qinfer writes
+        const category c = category_of(p.name);
+        p.requires_imatrix = t == type_id::q2_K && o.type == ftype::q2_K_S && c != category::token_embd &&
+                             c != category::output;
+        if (p.requires_imatrix && !o.importance)
+            throw error(cat(file.path(), ": tensor ", q(p.name), ": ", fi.name, " quantizes it to ", type_name(t),
+                            ", which needs an importance matrix (--imatrix FILE)"));
     }
     for (tensor_plan& p : plan) {
         if (p.to == p.from) {
@@ -512,7 +544,7 @@ namespace detail {
 // The GGUF header llama.cpp writes: metadata copied in order, quantization_version and file_type
 // appended (an existing key moves to the end), split keys dropped; tensor infos; padding.
 inline std::vector<std::byte> output_header(const gguf::reader& file, const std::vector<tensor_plan>& plan, ftype ft,
-                                            std::uint64_t alignment) {
+                                            std::uint64_t alignment, const imatrix* imx = nullptr) {
     using namespace gguf::detail;
     struct kv { std::string_view key; gguf::value_type type; std::vector<std::byte> enc; };
     std::vector<kv> entries;
@@ -528,6 +560,20 @@ inline std::vector<std::byte> output_header(const gguf::reader& file, const std:
     }
     put_u32("general.quantization_version", 2);  // GGML_QNT_VERSION
     put_u32("general.file_type", static_cast<std::uint32_t>(ft));
+    if (imx) {
+        // llama-quantize's overrides: strings cut to 127 bytes (its fixed-size field)
+        auto put_str = [&](std::string_view key, std::string_view v) {
+            std::erase_if(entries, [&](const kv& e) { return e.key == key; });
+            std::vector<std::byte> enc;
+            v = v.substr(0, std::min<std::size_t>(v.find('\0'), 127));
+            append_string(enc, v);
+            entries.push_back({key, gguf::value_type::string, std::move(enc)});
+        };
+        put_str("quantize.imatrix.file", imx->path);
+        if (!imx->datasets.empty()) put_str("quantize.imatrix.dataset", imx->datasets.front());
+        put_u32("quantize.imatrix.entries_count", static_cast<std::uint32_t>(imx->entries.size()));
+        if (imx->chunk_count > 0) put_u32("quantize.imatrix.chunks_count", static_cast<std::uint32_t>(imx->chunk_count));
+    }
     for (std::string_view k : {"split.no", "split.count", "split.tensors.count"})
         std::erase_if(entries, [&](const kv& e) { return e.key == k; });
 
@@ -555,7 +601,9 @@ inline std::vector<std::byte> output_header(const gguf::reader& file, const std:
 }
 
 // Converts rows of `p.source` to `p.to` into `out` (p.bytes_to bytes), rows spread over the pool.
-inline void convert_tensor(const tensor_plan& p, std::span<std::byte> out, thread_pool& pool) {
+// `importance`: ne[0] * ne[2] values (one row of them per expert) or null.
+inline void convert_tensor(const tensor_plan& p, std::span<std::byte> out, thread_pool& pool,
+                           const float* importance = nullptr) {
     const std::int64_t n_per_row = p.ne[0];
     const std::int64_t n_rows = p.ne[1] * p.ne[2] * p.ne[3];
     const std::size_t src_row = static_cast<std::size_t>(row_bytes(p.from, n_per_row));
@@ -583,10 +631,15 @@ inline void convert_tensor(const tensor_plan& p, std::span<std::byte> out, threa
                 });
                 x = buf.data();
             }
+            // llama.cpp gives every row of expert e the importance row e (rows per expert: ne[1])
+            const float* imp = importance ? importance + (r / p.ne[1]) * n_per_row : nullptr;
             visit_type(p.to, [&]<class B>() {
                 thread_local std::vector<B> blocks;
                 blocks.resize(dst_row / sizeof(B));
-                quantize_row(x, blocks.data(), n_per_row);
+                if constexpr (requires { quantize_row(x, blocks.data(), n_per_row, imp); })
+                    quantize_row(x, blocks.data(), n_per_row, imp);
+                else
+                    quantize_row(x, blocks.data(), n_per_row);  // a format whose ggml quantizer ignores it
                 std::memcpy(o, static_cast<const void*>(blocks.data()), dst_row);
             });
         }
@@ -595,7 +648,8 @@ inline void convert_tensor(const tensor_plan& p, std::span<std::byte> out, threa
 
 }  // namespace detail
 
-// Quantizes `in` into `out` as llama.cpp's llama_model_quantize does (without an imatrix).
+// Quantizes `in` into `out` as llama.cpp's llama_model_quantize does (with o.importance as its
+// imatrix, plus llama-quantize's quantize.imatrix.* keys when o.imatrix_metadata).
 // Errors (qinfer::error) name the file and the tensor or key; a failed run leaves no output.
 inline quantize_result quantize_model(const std::filesystem::path& in, const std::filesystem::path& out,
                                       const quantize_options& o) {
@@ -607,6 +661,12 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
     r.tensors = plan_quantization(file, o, &r.n_fallback);
     const std::uint64_t align = file.alignment();
 
+    if (o.importance)  // as llama_model_quantize: no NaN / infinity in the importance matrix
+        for (const auto& [name, v] : o.importance->entries)
+            for (std::size_t k = 0; k < v.size(); ++k)
+                if (!std::isfinite(v[k]))
+                    throw error(cat(o.importance->path, ": imatrix entry ", q(name), " has a non-finite value at ", k));
+
     // Like llama.cpp's loader (check_tensors): reject NaN / infinity in the input.
     for (const tensor_plan& p : r.tensors)
         if (!valid_data(p.from, p.source->bytes()))
@@ -617,7 +677,8 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
     try {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
         if (!f) throw error(cat("qinfer quantize: cannot open '", tmp.string(), "' for writing"));
-        const std::vector<std::byte> header = output_header(file, r.tensors, o.type, align);
+        const std::vector<std::byte> header =
+            output_header(file, r.tensors, o.type, align, o.imatrix_metadata ? o.importance : nullptr);
         f.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
         thread_pool pool(o.n_threads);
         std::vector<std::byte> buf;
@@ -626,8 +687,23 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
             tensor_plan& p = r.tensors[i];
             std::span<const std::byte> data = p.source->bytes();
             if (p.to != p.from) {
+                const float* imp = nullptr;
+                if (const std::vector<float>* e = o.importance ? o.importance->find(p.name) : nullptr) {
+                    // llama.cpp: one importance per column and expert; a mismatch is an error,
+                    // except for the token embeddings (which imatrix files often cover oddly)
+                    const std::int64_t want = p.ne[0] * p.ne[2];
+                    if (static_cast<std::int64_t>(e->size()) == want && p.ne[3] == 1) imp = e->data();
+                    else if (category_of(p.name) != category::token_embd)
+                        throw error(cat(o.importance->path, ": imatrix entry ", q(p.name), " has ", e->size(),
+                                        " values, tensor ", q(p.name), " of ", in.string(), " needs ", want,
+                                        " (ne[0] * experts)"));
+                }
+                if (!imp && p.requires_imatrix)
+                    throw error(cat(in.string(), ": tensor ", q(p.name), ": no importance matrix entry for it, and ",
+                                    type_name(p.to), " in ", info(o.type).name, " needs one"));
+                p.used_imatrix = imp != nullptr && info(p.to).quantized;
                 buf.assign(static_cast<std::size_t>(p.bytes_to), std::byte{0});
-                convert_tensor(p, buf, pool);
+                convert_tensor(p, buf, pool, imp);
                 if (!valid_data(p.to, buf))
                     throw error(cat(in.string(), ": tensor ", q(p.name), ": ", type_name(p.to),
                                     " data has NaN or infinity (values too large for the type?)"));

@@ -49,7 +49,7 @@ inline int nearest_level(float v) noexcept {
 inline constexpr float group_eps = 1e-15f;
 
 // Quantizes `nsub` groups of 32 weights (nsub == 1: one IQ4_NL block, 8: one IQ4_XS
-// super-block) without an importance matrix, i.e. with weights x^2.
+// super-block); without an importance matrix the weights are x^2.
 //
 // Each group: a first scale from its largest magnitude, refined by weighted least squares
 // over its nearest levels; with ntry > 0, 2 * ntry + 1 further starting scales are tried.
@@ -60,10 +60,18 @@ inline constexpr float group_eps = 1e-15f;
 // `L` (32 * nsub bytes) holds the level indices. It is state, not scratch: ggml's
 // reference IQ4_NL path (ntry <= 0) leaves an all-zero group's indices as they were, so a
 // caller reproducing it must pass the same buffer block after block.
+//
+// With an importance matrix `importance` (32 * nsub values, one per weight of these groups)
+// the weights are importance_j * sqrt(sigma2 + x_j^2), sigma2 = 2 * mean(x^2) over the
+// groups (ggml's quant_weights path); everything else is the same.
 inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, fp16& dh, std::uint8_t* QINFER_RESTRICT qs,
-                            std::uint16_t* scales_h, std::uint8_t* scales_l, std::uint8_t* QINFER_RESTRICT L) noexcept {
+                            std::uint16_t* scales_h, std::uint8_t* scales_l, std::uint8_t* QINFER_RESTRICT L,
+                            const float* QINFER_RESTRICT importance = nullptr) noexcept {
     float scales[8] = {};
     float weight[32];
+    float sigma2 = 0;
+    for (int j = 0; j < 32 * nsub; ++j) sigma2 += x[j] * x[j];
+    sigma2 *= 2.f / float(32 * nsub);
     std::memset(qs, 0, static_cast<std::size_t>(16 * nsub));
     dh = to_fp16(0.f);
 
@@ -71,7 +79,12 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
     for (int g = 0; g < nsub; ++g) {
         const float* xg = x + 32 * g;
         std::uint8_t* Lg = L + 32 * g;
-        for (int j = 0; j < 32; ++j) weight[j] = xg[j] * xg[j];
+        if (importance) {
+            const float* qw = importance + 32 * g;
+            for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xg[j] * xg[j]);
+        } else {
+            for (int j = 0; j < 32; ++j) weight[j] = xg[j] * xg[j];
+        }
         float amax = 0, max = 0;
         for (int j = 0; j < 32; ++j) {
             const float ax = std::fabs(xg[j]);

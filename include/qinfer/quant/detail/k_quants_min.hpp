@@ -179,6 +179,125 @@ inline void quantize_superblock_6bit(const float* QINFER_RESTRICT x, const fit_p
     }
 }
 
+// The fit ggml runs with an importance matrix (make_qkx3_quants): the same search as
+// make_qkx2_quants over a finer grid, for every format of this family and Q4_1 / Q5_1.
+inline constexpr fit_params weighted_fit(int nmax) noexcept { return {nmax, -0.9f, 0.05f, 36, false}; }
+
+// Non-negative values x[0..n) (sub-block scales or mins) as levels L[i] = round(x[i] / s)
+// <= nmax under importance weights qw (ggml's make_qp_quants): nine starting scales around
+// nmax / max, the best by weighted squared error, then up to five sweeps that move single
+// levels while the weighted least-squares fit improves. Returns the fitted s (0 when
+// max < 1e-15). L is uint8_t as in ggml: a negative level wraps.
+inline float make_qp_quants(int n, int nmax, const float* QINFER_RESTRICT x, std::uint8_t* QINFER_RESTRICT L,
+                            const float* QINFER_RESTRICT qw) noexcept {
+    float max = 0;
+    for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];  // ggml's MAX, signed zeros included
+    if (max < 1e-15f) {
+        std::fill(L, L + n, std::uint8_t(0));
+        return 0.f;
+    }
+    float iscale = nmax / max;
+    for (int i = 0; i < n; ++i) L[i] = static_cast<std::uint8_t>(nearest_int(iscale * x[i]));
+    const float scale = 1 / iscale;
+    float best_mse = 0;
+    for (int i = 0; i < n; ++i) {
+        const float diff = x[i] - scale * L[i];
+        best_mse += qw[i] * diff * diff;
+    }
+    for (int is = -4; is <= 4; ++is) {
+        if (is == 0) continue;
+        const float iscale_is = (0.1f * is + nmax) / max;
+        const float scale_is = 1 / iscale_is;
+        float mse = 0;
+        for (int i = 0; i < n; ++i) {
+            const int l = std::min(nmax, nearest_int(iscale_is * x[i]));
+            const float diff = x[i] - scale_is * l;
+            mse += qw[i] * diff * diff;
+        }
+        if (mse < best_mse) {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        const int l = std::min(nmax, nearest_int(iscale * x[i]));
+        L[i] = static_cast<std::uint8_t>(l);
+        sumlx += qw[i] * x[i] * l;
+        suml2 += qw[i] * l * l;
+    }
+    for (int sweep = 0; sweep < 5; ++sweep) {
+        int changed = 0;
+        for (int i = 0; i < n; ++i) {
+            const float w = qw[i];
+            float slx = sumlx - w * x[i] * L[i];  // the fit without element i
+            float sl2 = suml2 - w * L[i] * L[i];
+            if (slx > 0 && sl2 > 0) {
+                const int nl = std::min(nmax, nearest_int(x[i] * sl2 / slx));
+                if (nl != L[i]) {
+                    slx += w * x[i] * nl;
+                    sl2 += w * nl * nl;
+                    if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+                        L[i] = static_cast<std::uint8_t>(nl);
+                        sumlx = slx;
+                        suml2 = sl2;
+                        ++changed;
+                    }
+                }
+            }
+        }
+        if (!changed) break;
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+// quantize_superblock_6bit with an importance matrix (ggml's quantize_row_q4_K_impl /
+// q5_K_impl with quant_weights): sub-block weights qw_j * sqrt(sigma2 + x_j^2), sigma2 =
+// 2 * mean(x^2) over the super-block; the fit is make_qkx3_quants; the 6-bit scales and
+// mins come from make_qp_quants weighted by each sub-block's total weight. `clamp63`: Q5_K
+// clamps those levels to 63, Q4_K stores them as they are.
+inline void quantize_superblock_6bit_weighted(const float* QINFER_RESTRICT x, const float* QINFER_RESTRICT qw, int nmax,
+                                              bool clamp63, fp16& d, fp16& dmin, std::uint8_t* QINFER_RESTRICT packed,
+                                              std::uint8_t* QINFER_RESTRICT L) noexcept {
+    float scales[8], mins[8], sw[8], w[32];
+    std::uint8_t tmp[32];
+    float sum_x2 = 0;
+    for (int l = 0; l < 256; ++l) sum_x2 += x[l] * x[l];
+    const float sigma2 = 2 * sum_x2 / 256;
+    for (int j = 0; j < 8; ++j) {
+        for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        float sumw = 0;
+        for (int l = 0; l < 32; ++l) sumw += w[l];
+        sw[j] = sumw;
+        scales[j] = make_qkx2_quants(32, x + 32 * j, w, L + 32 * j, &mins[j], tmp, weighted_fit(nmax));
+    }
+    std::uint8_t ls[8], lm[8];
+    const float d_block = make_qp_quants(8, 63, scales, ls, sw);
+    const float m_block = make_qp_quants(8, 63, mins, lm, sw);
+    if (clamp63) {
+        for (int j = 0; j < 8; ++j) {
+            ls[j] = std::min<std::uint8_t>(63, ls[j]);
+            lm[j] = std::min<std::uint8_t>(63, lm[j]);
+        }
+    }
+    pack_scales_mins(ls, lm, packed);
+    d = to_fp16(d_block);
+    dmin = to_fp16(m_block);
+
+    const float fd = to_float(d), fm = to_float(dmin);
+    for (int j = 0; j < 8; ++j) {
+        std::uint8_t sc, mn;
+        scale_min(j, packed, sc, mn);
+        const float dj = fd * sc;
+        if (dj == 0.0f) continue;  // keep the fit's quants
+        const float mj = fm * mn;
+        for (int l = 0; l < 32; ++l) {
+            const int q = nearest_int((x[32 * j + l] + mj) / dj);
+            L[32 * j + l] = std::uint8_t(std::clamp(q, 0, nmax));
+        }
+    }
+}
+
 #if QINFER_X86_DISPATCH
 // GCC 12 flags its own _mm512_undefined_* placeholders as uninitialized once AVX-512
 // intrinsics are inlined into target("avx512...") functions: spurious, silenced here.
