@@ -406,6 +406,122 @@ TEST_CASE("quantize tool: with an importance matrix (GGUF and legacy files) byte
     fs::remove_all(dir);
 }
 
+// Mixture of experts: 3-D expert tensors [ne0, rows, experts] take one importance row per
+// expert (ne0 * experts values), llama.cpp's rows / experts indexing.
+TEST_CASE("quantize tool: per-expert importance matrix of a MoE model is byte-identical with llama.cpp") {
+    const oracle::llama_quantizer* llama = quantizer();
+    if (!llama) return;
+    const fs::path dir = fs::path("model-ref") / "quantize-tool-imatrix-moe";
+    fs::create_directories(dir);
+    const std::int64_t n_embd = 256, n_ff = 256, n_expert = 4, n_layer = 8, n_vocab = 1000;
+    std::mt19937 rng(31);
+    std::normal_distribution<float> normal;
+    qinfer::gguf::writer w;
+    w.set("general.architecture", "llama");
+    w.set("llama.context_length", std::uint32_t(256));
+    w.set("llama.embedding_length", std::uint32_t(n_embd));
+    w.set("llama.block_count", std::uint32_t(n_layer));
+    w.set("llama.feed_forward_length", std::uint32_t(n_ff));
+    w.set("llama.attention.head_count", std::uint32_t(4));
+    w.set("llama.attention.head_count_kv", std::uint32_t(4));
+    w.set("llama.rope.dimension_count", std::uint32_t(64));
+    w.set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    w.set("llama.expert_count", std::uint32_t(n_expert));
+    w.set("llama.expert_used_count", std::uint32_t(2));
+    w.set("general.file_type", std::uint32_t(0));
+    // tensor name -> its importance (ne0 * experts values) and per-expert token counts
+    struct imp { std::vector<float> sums; std::vector<float> counts; std::int64_t ne0; };
+    std::map<std::string, imp> entries;
+    auto tensor = [&](const std::string& name, std::vector<std::int64_t> ne) {
+        std::int64_t n = 1;
+        for (auto d : ne) n *= d;
+        std::vector<float> v(static_cast<std::size_t>(n));
+        for (auto& x : v) x = normal(rng) * 0.05f;
+        w.add_tensor(name, qinfer::type_id::f32, ne, std::as_bytes(std::span<const float>(v)));
+        if (ne.size() < 2 || name.find("_norm") != std::string::npos) return;
+        imp e;
+        e.ne0 = ne[0];
+        const std::int64_t nexp = ne.size() == 3 ? ne[2] : 1;
+        for (std::int64_t x = 0; x < nexp; ++x) {
+            // expert 1 saw no tokens (importance 1), expert 2 has all-zero sums
+            e.counts.push_back(x == 1 ? 0.0f : float(1 + rng() % 50));
+            for (std::int64_t i = 0; i < ne[0]; ++i)
+                e.sums.push_back(x == 2 ? 0.0f : std::exp(2.0f * normal(rng)) * e.counts.back());
+        }
+        entries[name] = std::move(e);
+    };
+    tensor("token_embd.weight", {n_embd, n_vocab});
+    tensor("output_norm.weight", {n_embd});
+    tensor("output.weight", {n_embd, n_vocab});
+    for (std::int64_t l = 0; l < n_layer; ++l) {
+        const std::string b = "blk." + std::to_string(l) + ".";
+        tensor(b + "attn_norm.weight", {n_embd});
+        for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output"}) tensor(b + m + ".weight", {n_embd, n_embd});
+        tensor(b + "ffn_norm.weight", {n_embd});
+        tensor(b + "ffn_gate_inp.weight", {n_embd, n_expert});
+        tensor(b + "ffn_gate_exps.weight", {n_embd, n_ff, n_expert});
+        tensor(b + "ffn_up_exps.weight", {n_embd, n_ff, n_expert});
+        tensor(b + "ffn_down_exps.weight", {n_ff, n_embd, n_expert});
+    }
+    const std::string model = (dir / "moe-F32.gguf").string();
+    w.write(model);
+
+    // The imatrix file (GGUF: in_sum2 [ne0, experts], counts [1, experts]) and what
+    // llama-quantize computes from it: sums / count per expert, 1 where the count is 0.
+    qinfer::gguf::writer iw;
+    const std::vector<std::string> ds{"moe-corpus"};
+    iw.set("imatrix.datasets", std::span<const std::string>(ds));
+    iw.set("imatrix.chunk_count", std::uint32_t(9));
+    iw.set("imatrix.chunk_size", std::uint32_t(512));
+    std::map<std::string, std::vector<float>> expected;
+    for (const auto& [name, e] : entries) {
+        const std::int64_t nexp = std::int64_t(e.counts.size());
+        const std::vector<std::int64_t> ne{e.ne0, nexp}, ne1{1, nexp};
+        iw.add_tensor(name + ".in_sum2", qinfer::type_id::f32, ne, std::as_bytes(std::span<const float>(e.sums)));
+        iw.add_tensor(name + ".counts", qinfer::type_id::f32, ne1, std::as_bytes(std::span<const float>(e.counts)));
+        std::vector<float> v;
+        for (std::int64_t x = 0; x < nexp; ++x)
+            for (std::int64_t i = 0; i < e.ne0; ++i)
+                v.push_back(e.counts[std::size_t(x)] > 0 ? e.sums[std::size_t(x * e.ne0 + i)] / e.counts[std::size_t(x)] : 1.0f);
+        expected[name] = v;
+    }
+    const std::string imatrix_path = (dir / "imatrix.gguf").string();
+    iw.write(imatrix_path);
+    const tools::imatrix imx = tools::load_imatrix(imatrix_path);
+    CHECK(same_values(expected, imx));
+
+    std::vector<oracle::llama_imatrix_entry> list;
+    for (const auto& [name, v] : expected) list.push_back({name.c_str(), v.data(), v.size()});
+    list.push_back({nullptr, nullptr, 0});
+    std::vector<oracle::llama_kv_override> kv{
+        oracle::kv_str("quantize.imatrix.file", imatrix_path), oracle::kv_str("quantize.imatrix.dataset", "moe-corpus"),
+        oracle::kv_int("quantize.imatrix.entries_count", std::int64_t(expected.size())),
+        oracle::kv_int("quantize.imatrix.chunks_count", 9), oracle::llama_kv_override{}};
+    const std::pair<const char*, oracle::llama_ftype> types[] = {
+        {"Q4_0", oracle::ftype_q4_0}, {"Q4_K_M", oracle::ftype_q4_k_m}, {"IQ4_XS", oracle::ftype_iq4_xs},
+        {"Q2_K_S", oracle::ftype_q2_k_s}};
+    for (const auto& [name, ft] : types) {
+        CAPTURE(name);
+        const std::string theirs = (dir / (std::string("llama-") + name + ".gguf")).string();
+        const std::string ours = (dir / (std::string("qinfer-") + name + ".gguf")).string();
+        REQUIRE(llama->quantize(model, theirs, ft, 2, list.data(), kv.data()) == 0);
+        tools::quantize_options o;
+        o.type = tools::parse_ftype(name);
+        o.n_threads = 2;
+        o.importance = &imx;
+        const auto r = tools::quantize_model(model, ours, o);
+        int experts = 0;
+        for (const auto& p : r.tensors) experts += p.used_imatrix && p.ne[2] == n_expert;
+        CHECK(experts == 3 * n_layer);
+        const std::string diff = describe_difference(ours, theirs);
+        MESSAGE("moe imatrix " << std::string(name) << ": " << (diff.empty() ? std::string("identical") : "DIFFERS: " + diff));
+        CHECK(diff.empty());
+        fs::remove(theirs);
+        fs::remove(ours);
+    }
+    fs::remove_all(dir);
+}
+
 TEST_CASE("quantize tool: malformed imatrix files are clear errors naming the file and the entry") {
     auto bytes_of = [](const std::vector<std::int32_t>& words, const std::string& tail = "") {
         std::vector<std::byte> b(words.size() * 4);
