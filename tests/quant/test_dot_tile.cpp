@@ -64,3 +64,5 @@ void check_tiles() {
 
 TEST_CASE("dot_tile gives the bits of dot: q4_0") { check_tiles<qinfer::block_q4_0>(); }
 TEST_CASE("dot_tile gives the bits of dot: q8_0") { check_tiles<qinfer::block_q8_0>(); }
+TEST_CASE("dot_tile gives the bits of dot: q4_K") { check_tiles<qinfer::block_q4_K>(); }
+TEST_CASE("dot_tile gives the bits of dot: q6_K") { check_tiles<qinfer::block_q6_K>(); }

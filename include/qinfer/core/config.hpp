@@ -29,3 +29,11 @@
 #else
 #  define QINFER_X86_DISPATCH 0
 #endif
+
+// Fully unrolls the short fixed-count loops of the tile kernels: their accumulators must
+// live in registers, which -O2 alone does not arrange.
+#if defined(__GNUC__) || defined(__clang__)
+#  define QINFER_UNROLL _Pragma("GCC unroll 16")
+#else
+#  define QINFER_UNROLL
+#endif

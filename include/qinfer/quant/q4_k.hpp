@@ -199,37 +199,70 @@ QINFER_TARGET_AVX2 inline float dot(const block_q4_K* w, const block_q8_K* a, st
 #endif
 namespace detail::avx512 {
 
-// 64 weights per step: the 32 packed bytes of sub-blocks 2k / 2k+1 are broadcast to both
-// halves of a zmm and the high half shifted right by 4, so the nibbles line up with 64
-// contiguous activations. maddubs gives int16 pair sums; VNNI's dpwssd multiplies them by
-// the sub-block scale (a different word per 256-bit half) and accumulates, one instruction.
-QINFER_TARGET_AVX512 inline float dot(const block_q4_K* w, const block_q8_K* a, std::int64_t n) noexcept {
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
-    __m512 acc = _mm512_setzero_ps();
-    __m256 acc_m = _mm256_setzero_ps();
-    for (std::int64_t i = 0; i < n / 256; ++i) {
-        const __m128 dd = kmin::d_dmin_times(&w[i].d, a[i].d);  // [d, dmin] * a.d
-        const __m128i sm = kmin::unpack_scales_mins(w[i].scales);
-        const __m512i sc = _mm512_broadcast_i32x4(sm);  // [scale0..7, min0..7] x 4
-        const __m256 vdmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(dd));
-        const __m256i prod_m = kmin::mins_times_bsums(_mm512_castsi512_si256(sc), a[i].bsums);
-        acc_m = _mm256_fmadd_ps(vdmin, _mm256_cvtepi32_ps(prod_m), acc_m);
-
-        const std::uint8_t* q4 = w[i].qs;
-        const std::int8_t* q8 = a[i].qs;
-        auto prod = [&](int k) QINFER_TARGET_AVX512 {
-            const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4 + 32 * k)));
-            const __m512i q = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xffff0000u, bits, 4), low4);
-            return _mm512_maddubs_epi16(q, _mm512_loadu_si512(q8 + 64 * k));
-        };
-        auto scale = [&](int k) QINFER_TARGET_AVX512 { return _mm512_shuffle_epi8(sc, kmin::byte_to_words(2 * k, 2 * k + 1)); };
-        __m512i sumi = _mm512_madd_epi16(prod(0), scale(0));
-        sumi = _mm512_dpwssd_epi32(sumi, prod(1), scale(1));
-        sumi = _mm512_dpwssd_epi32(sumi, prod(2), scale(2));
-        sumi = _mm512_dpwssd_epi32(sumi, prod(3), scale(3));
-        acc = _mm512_fmadd_ps(_mm512_broadcastss_ps(dd), _mm512_cvtepi32_ps(sumi), acc);
+// R weight rows against C activation rows, y[c * ldy + r]. Per 64 weights: the 32 packed
+// bytes of sub-blocks 2k / 2k+1 are broadcast to both halves of a zmm and the high half
+// shifted right by 4, so the nibbles line up with 64 contiguous activations; maddubs gives
+// int16 pair sums and VNNI's dpwssd multiplies them by the sub-block scale (a different
+// word per 256-bit half) and accumulates. Each row's nibbles and scales are unpacked once
+// for all C activation rows. Per cell and block the float work is one FMA for d * sum and
+// one for -dmin * (mins . bsums), in the low 8 lanes of the same accumulator; the order is
+// the same for every tile shape, so a tile gives the bits of `dot` (its 1 x 1 case).
+// Two activation rows at a time keep the 2 * R * C accumulators in registers.
+template <int R, int C>
+QINFER_TARGET_AVX512 inline void tile(const block_q4_K* w, std::int64_t ldw, const block_q8_K* a, std::int64_t lda,
+                                          std::int64_t n, float* y, std::int64_t ldy) noexcept {
+    if constexpr (C > 2) {
+        tile<R, 2>(w, ldw, a, lda, n, y, ldy);
+        tile<R, C - 2>(w, ldw, a + 2 * lda, lda, n, y + 2 * ldy, ldy);
+    } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0f);
+        __m512 acc[R][C];
+        QINFER_UNROLL for (int r = 0; r < R; ++r)
+            QINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+        for (std::int64_t i = 0; i < n / 256; ++i) {
+            __m512i sc[R];
+            QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                const block_q4_K& b = w[r * ldw + i];
+                sc[r] = _mm512_broadcast_i32x4(kmin::unpack_scales_mins(b.scales));  // [scale0..7, min0..7] x 4
+                QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                    const block_q8_K& q = a[c * lda + i];
+                    const __m128 dd = kmin::d_dmin_times(&b.d, q.d);  // [d, dmin] * a.d
+                    const __m256 vdmin = _mm256_permutexvar_ps(_mm256_set1_epi32(1), _mm256_castps128_ps256(dd));
+                    const __m256i prod_m = kmin::mins_times_bsums(_mm512_castsi512_si256(sc[r]), q.bsums);
+                    acc[r][c] = _mm512_mask3_fnmadd_ps(_mm512_zextps256_ps512(vdmin),
+                                                       _mm512_zextps256_ps512(_mm256_cvtepi32_ps(prod_m)), acc[r][c], 0x00ff);
+                }
+            }
+            __m512i sumi[R][C];
+            QINFER_UNROLL for (int k = 0; k < 4; ++k) {
+                __m512i qa[C];
+                QINFER_UNROLL for (int c = 0; c < C; ++c) qa[c] = _mm512_loadu_si512(a[c * lda + i].qs + 64 * k);
+                QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                    const std::uint8_t* q4 = w[r * ldw + i].qs + 32 * k;
+                    const __m512i bits = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q4)));
+                    const __m512i q = _mm512_and_si512(_mm512_mask_srli_epi16(bits, 0xffff0000u, bits, 4), low4);
+                    const __m512i s = _mm512_shuffle_epi8(sc[r], kmin::byte_to_words(2 * k, 2 * k + 1));
+                    QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                        const __m512i p = _mm512_maddubs_epi16(q, qa[c]);
+                        sumi[r][c] = k == 0 ? _mm512_madd_epi16(p, s) : _mm512_dpwssd_epi32(sumi[r][c], p, s);
+                    }
+                }
+            }
+            QINFER_UNROLL for (int r = 0; r < R; ++r)
+                QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                    const float d = x86::half(w[r * ldw + i].d) * a[c * lda + i].d;
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                }
+        }
+        QINFER_UNROLL for (int r = 0; r < R; ++r)
+            QINFER_UNROLL for (int c = 0; c < C; ++c) y[c * ldy + r] = x86::hsum(acc[r][c]);
     }
-    return x86::hsum(acc) - x86::hsum(acc_m);
+}
+
+QINFER_TARGET_AVX512 inline float dot(const block_q4_K* w, const block_q8_K* a, std::int64_t n) noexcept {
+    float y;
+    tile<1, 1>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -255,6 +288,18 @@ inline float dot(const block_q4_K* w, const block_q8_K* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows against C activation rows: y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n),
+// bit for bit, with each row's nibbles and scales unpacked once for all C (prefill).
+template <int R, int C>
+inline void dot_tile(const block_q4_K* w, std::int64_t ldw, const block_q8_K* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END

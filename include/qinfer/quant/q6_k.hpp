@@ -224,46 +224,81 @@ QINFER_TARGET_AVX2 inline float dot(const block_q6_K* w, const block_q8_K* a, st
 #endif
 namespace detail::avx512 {
 
-// Per 128 weights, two zmm of 64 quants: the 64 low-nibble bytes ql[64h..64h+63] give the
-// nibbles of weights 0..63 (masked) and 64..127 (shifted), in order. qh[32h..] is
-// broadcast to both 256-bit halves; masking each half to its bit pair and shifting it by a
-// per-half count (vpsllvw / vpsrlvw) puts the pair at bits 4..5, where one ternary-logic
-// op merges it with the nibble. maddubs gives int16 pair sums, and VNNI's dpwssd weights
-// each 16-group (a 128-bit lane) by its scale and accumulates in one instruction.
-QINFER_TARGET_AVX512 inline float dot(const block_q6_K* w, const block_q8_K* a, std::int64_t n) noexcept {
-    const __m512i low4 = _mm512_set1_epi8(0x0f);
-    // qh bits 0-1 (weights 0..31, low half) and 2-3 (weights 32..63, high half) -> bits 4-5
-    const __m512i mask_a = ksym::halves8(0x03, 0x0c);
-    const __m512i shl_a = ksym::halves16(4, 2);
-    // qh bits 4-5 (weights 64..95) and 6-7 (weights 96..127) -> bits 4-5
-    const __m512i mask_b = ksym::halves8(0x30, 0xc0);
-    const __m512i shr_b = ksym::halves16(0, 2);
-    constexpr int or_masked = ksym::ternary_or_masked;  // (x & m) | y
-    __m512 acc = _mm512_setzero_ps();
-    for (std::int64_t i = 0; i < n / 256; ++i) {
-        const float d = x86::half(w[i].d) * a[i].d;
-        const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
-        const __m512i sc = ksym::scales_by_lane(s8);
-        const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].bsums));
-        const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(s8)), 5);
-        const std::int8_t* q8 = a[i].qs;
-        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        for (int h = 0; h < 2; ++h) {
-            const __m512i lo = _mm512_loadu_si512(w[i].ql + 64 * h);
-            const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[i].qh + 32 * h)));
-            const __m512i ha = _mm512_sllv_epi16(_mm512_and_si512(hb, mask_a), shl_a);
-            const __m512i hbb = _mm512_srlv_epi16(_mm512_and_si512(hb, mask_b), shr_b);
-            const __m512i qa = _mm512_ternarylogic_epi32(lo, ha, low4, or_masked);
-            const __m512i qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(lo, 4), hbb, low4, or_masked);
-            const __m512i pa = _mm512_maddubs_epi16(qa, _mm512_loadu_si512(q8 + 128 * h));
-            const __m512i pb = _mm512_maddubs_epi16(qb, _mm512_loadu_si512(q8 + 128 * h + 64));
-            s0 = _mm512_dpwssd_epi32(s0, pa, _mm512_shuffle_epi8(sc, ksym::quad_selector(2 * h)));
-            s1 = _mm512_dpwssd_epi32(s1, pb, _mm512_shuffle_epi8(sc, ksym::quad_selector(2 * h + 1)));
+// R weight rows against C activation rows, y[c * ldy + r]. Per 128 weights, two zmm of 64
+// quants: the 64 low-nibble bytes ql[64h..64h+63] give the nibbles of weights 0..63
+// (masked) and 64..127 (shifted), in order. qh[32h..] is broadcast to both 256-bit halves;
+// masking each half to its bit pair and shifting it by a per-half count (vpsllvw /
+// vpsrlvw) puts the pair at bits 4..5, where one ternary-logic op merges it with the
+// nibble. maddubs gives int16 pair sums, and VNNI's dpwssd weights each 16-group (a 128-bit
+// lane) by its scale and accumulates. The -32 offset enters as the starting value
+// -32 * (scales . bsums). Each row's quants are unpacked once for all C activation rows;
+// the float work per cell is one FMA per block, so every tile shape gives the bits of `dot`.
+template <int R, int C>
+QINFER_TARGET_AVX512 inline void tile(const block_q6_K* w, std::int64_t ldw, const block_q8_K* a, std::int64_t lda,
+                                      std::int64_t n, float* y, std::int64_t ldy) noexcept {
+    if constexpr (C > 2) {
+        tile<R, 2>(w, ldw, a, lda, n, y, ldy);
+        tile<R, C - 2>(w, ldw, a + 2 * lda, lda, n, y + 2 * ldy, ldy);
+    } else {
+        const __m512i low4 = _mm512_set1_epi8(0x0f);
+        // qh bits 0-1 (weights 0..31, low half) and 2-3 (weights 32..63, high half) -> bits 4-5
+        const __m512i mask_a = ksym::halves8(0x03, 0x0c);
+        const __m512i shl_a = ksym::halves16(4, 2);
+        // qh bits 4-5 (weights 64..95) and 6-7 (weights 96..127) -> bits 4-5
+        const __m512i mask_b = ksym::halves8(0x30, 0xc0);
+        const __m512i shr_b = ksym::halves16(0, 2);
+        constexpr int or_masked = ksym::ternary_or_masked;  // (x & m) | y
+        __m512 acc[R][C];
+        QINFER_UNROLL for (int r = 0; r < R; ++r)
+            QINFER_UNROLL for (int c = 0; c < C; ++c) acc[r][c] = _mm512_setzero_ps();
+        for (std::int64_t i = 0; i < n / 256; ++i) {
+            __m512i sc[R], sumi[R][C];
+            QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r * ldw + i].scales));
+                sc[r] = ksym::scales_by_lane(s8);
+                QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                    const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[c * lda + i].bsums));
+                    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, _mm256_cvtepi8_epi16(s8)), 5);
+                    sumi[r][c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(offset));
+                }
+            }
+            QINFER_UNROLL for (int h = 0; h < 2; ++h) {
+                __m512i q8a[C], q8b[C];
+                QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                    q8a[c] = _mm512_loadu_si512(a[c * lda + i].qs + 128 * h);
+                    q8b[c] = _mm512_loadu_si512(a[c * lda + i].qs + 128 * h + 64);
+                }
+                QINFER_UNROLL for (int r = 0; r < R; ++r) {
+                    const block_q6_K& b = w[r * ldw + i];
+                    const __m512i lo = _mm512_loadu_si512(b.ql + 64 * h);
+                    const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
+                    const __m512i ha = _mm512_sllv_epi16(_mm512_and_si512(hb, mask_a), shl_a);
+                    const __m512i hbb = _mm512_srlv_epi16(_mm512_and_si512(hb, mask_b), shr_b);
+                    const __m512i qa = _mm512_ternarylogic_epi32(lo, ha, low4, or_masked);
+                    const __m512i qb = _mm512_ternarylogic_epi32(_mm512_srli_epi16(lo, 4), hbb, low4, or_masked);
+                    const __m512i sa = _mm512_shuffle_epi8(sc[r], ksym::quad_selector(2 * h));
+                    const __m512i sb = _mm512_shuffle_epi8(sc[r], ksym::quad_selector(2 * h + 1));
+                    QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                        sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(qa, q8a[c]), sa);
+                        sumi[r][c] = _mm512_dpwssd_epi32(sumi[r][c], _mm512_maddubs_epi16(qb, q8b[c]), sb);
+                    }
+                }
+            }
+            QINFER_UNROLL for (int r = 0; r < R; ++r)
+                QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                    const float d = x86::half(w[r * ldw + i].d) * a[c * lda + i].d;
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi[r][c]), acc[r][c]);
+                }
         }
-        const __m512i sumi = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_zextsi256_si512(offset));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        QINFER_UNROLL for (int r = 0; r < R; ++r)
+            QINFER_UNROLL for (int c = 0; c < C; ++c) y[c * ldy + r] = x86::hsum(acc[r][c]);
     }
-    return x86::hsum(acc);
+}
+
+QINFER_TARGET_AVX512 inline float dot(const block_q6_K* w, const block_q8_K* a, std::int64_t n) noexcept {
+    float y;
+    tile<1, 1>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -286,6 +321,18 @@ inline float dot(const block_q6_K* w, const block_q8_K* a, std::int64_t n) noexc
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows against C activation rows: y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n),
+// bit for bit, with each row's quants unpacked once for all C (prefill).
+template <int R, int C>
+inline void dot_tile(const block_q6_K* w, std::int64_t ldw, const block_q8_K* a, std::int64_t lda, std::int64_t n,
+                     float* y, std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END

@@ -27,10 +27,6 @@
 #  define QINFER_GCC105593_END
 #endif
 
-// Fully unrolls the short fixed-count loops of the tile kernels: their accumulators must
-// live in registers, which -O2 alone does not arrange.
-#define QINFER_UNROLL _Pragma("GCC unroll 16")
-
 QINFER_NAMESPACE_BEGIN
 namespace detail {
 
