@@ -4793,18 +4793,51 @@ QINFER_TARGET_AVX512 inline __m512 load_f16x16(const fp16* p) noexcept {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-QINFER_TARGET_AVX512 inline float dot(const fp16* w, const fp16* a, std::int64_t n) noexcept {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
-    const std::int64_t body = n & ~std::int64_t(63);
-    for (std::int64_t i = 0; i < body; i += 64) {
-        s0 = _mm512_fmadd_ps(load_f16x16(w + i), load_f16x16(a + i), s0);
-        s1 = _mm512_fmadd_ps(load_f16x16(w + i + 16), load_f16x16(a + i + 16), s1);
-        s2 = _mm512_fmadd_ps(load_f16x16(w + i + 32), load_f16x16(a + i + 32), s2);
-        s3 = _mm512_fmadd_ps(load_f16x16(w + i + 48), load_f16x16(a + i + 48), s3);
+// R weight rows against C activation rows, y[c * ldy + r], each cell in ggml's order (see
+// the top of this file): four 16-lane accumulators over steps of 64, so a tile gives the
+// bits of `dot` (its 1 x 1 case). Each converted weight vector serves C activation rows and
+// each converted activation vector R rows: half the conversions of separate dots at 2 x 2,
+// the largest tile whose 4 * R * C accumulators stay in registers.
+template <int R, int C>
+QINFER_TARGET_AVX512 inline void tile(const fp16* w, std::int64_t ldw, const fp16* a, std::int64_t lda, std::int64_t n,
+                                      float* y, std::int64_t ldy) noexcept {
+    if constexpr (R > 2) {
+        tile<2, C>(w, ldw, a, lda, n, y, ldy);
+        tile<R - 2, C>(w + 2 * ldw, ldw, a, lda, n, y + 2, ldy);
+    } else if constexpr (C > 2) {
+        tile<R, 2>(w, ldw, a, lda, n, y, ldy);
+        tile<R, C - 2>(w, ldw, a + 2 * lda, lda, n, y + 2 * ldy, ldy);
+    } else {
+        __m512 s[4][R][C];
+        QINFER_UNROLL for (int j = 0; j < 4; ++j)
+            QINFER_UNROLL for (int r = 0; r < R; ++r)
+                QINFER_UNROLL for (int c = 0; c < C; ++c) s[j][r][c] = _mm512_setzero_ps();
+        const std::int64_t body = n & ~std::int64_t(63);
+        for (std::int64_t i = 0; i < body; i += 64) {
+            QINFER_UNROLL for (int j = 0; j < 4; ++j) {
+                __m512 wv[R], av[C];
+                QINFER_UNROLL for (int r = 0; r < R; ++r) wv[r] = load_f16x16(w + r * ldw + i + 16 * j);
+                QINFER_UNROLL for (int c = 0; c < C; ++c) av[c] = load_f16x16(a + c * lda + i + 16 * j);
+                QINFER_UNROLL for (int r = 0; r < R; ++r)
+                    QINFER_UNROLL for (int c = 0; c < C; ++c) s[j][r][c] = _mm512_fmadd_ps(wv[r], av[c], s[j][r][c]);
+            }
+        }
+        QINFER_UNROLL for (int r = 0; r < R; ++r)
+            QINFER_UNROLL for (int c = 0; c < C; ++c) {
+                const fp16* wr = w + r * ldw;
+                const fp16* ac = a + c * lda;
+                double sum = _mm512_reduce_add_ps(
+                    _mm512_add_ps(_mm512_add_ps(s[0][r][c], s[2][r][c]), _mm512_add_ps(s[1][r][c], s[3][r][c])));
+                for (std::int64_t i = body; i < n; ++i) sum += static_cast<double>(x86f::h2f(wr[i]) * x86f::h2f(ac[i]));
+                y[c * ldy + r] = static_cast<float>(sum);
+            }
     }
-    double sum = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
-    for (std::int64_t i = body; i < n; ++i) sum += static_cast<double>(x86f::h2f(w[i]) * x86f::h2f(a[i]));
-    return static_cast<float>(sum);
+}
+
+QINFER_TARGET_AVX512 inline float dot(const fp16* w, const fp16* a, std::int64_t n) noexcept {
+    float y;
+    tile<1, 1>(w, 0, a, 0, n, &y, 0);
+    return y;
 }
 
 }  // namespace detail::avx512
@@ -4860,6 +4893,18 @@ inline float dot(const fp16* w, const fp16* a, std::int64_t n) noexcept {
     }
 #endif
     return detail::scalar::dot(w, a, n);
+}
+
+// R weight rows against C activation rows: y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n),
+// bit for bit, converting each weight vector once for all C (prefill).
+template <int R, int C>
+inline void dot_tile(const fp16* w, std::int64_t ldw, const fp16* a, std::int64_t lda, std::int64_t n, float* y,
+                     std::int64_t ldy) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
+#endif
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
 }
 
 QINFER_NAMESPACE_END

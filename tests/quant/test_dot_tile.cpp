@@ -38,8 +38,9 @@ void check_tiles() {
     std::mt19937 rng(1234);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (std::int64_t blocks : {1, 2, 3, 4, 5, 7, 8, 9, 12, 64}) {
-        const std::int64_t n = blocks * qk;
-        const std::int64_t ldw = blocks + 3, lda = blocks * qk / qinfer::block_traits<Operand>::block_size + 1;
+        // F16 (one weight per "block") gets lengths around its 64-weight steps, with tails.
+        const std::int64_t n = qk == 1 ? blocks * 64 + blocks % 5 : blocks * qk;
+        const std::int64_t ldw = n / qk + 3, lda = n / qinfer::block_traits<Operand>::block_size + 1;
         std::vector<float> x(static_cast<std::size_t>(n));
         std::vector<Block> w(static_cast<std::size_t>(4 * ldw));
         std::vector<Operand> a(static_cast<std::size_t>(4 * lda));
@@ -66,3 +67,4 @@ TEST_CASE("dot_tile gives the bits of dot: q4_0") { check_tiles<qinfer::block_q4
 TEST_CASE("dot_tile gives the bits of dot: q8_0") { check_tiles<qinfer::block_q8_0>(); }
 TEST_CASE("dot_tile gives the bits of dot: q4_K") { check_tiles<qinfer::block_q4_K>(); }
 TEST_CASE("dot_tile gives the bits of dot: q6_K") { check_tiles<qinfer::block_q6_K>(); }
+TEST_CASE("dot_tile gives the bits of dot: f16") { check_tiles<qinfer::fp16>(); }
