@@ -3,9 +3,10 @@
 //   qinfer-run [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P]
 //              [--min-p P] [--repeat-penalty R] [--seed S] [-t threads] [-c ctx] [--chat] [--trace]
 //
-// Without -m it uses the default model: $QINFER_MODEL, else the TinyStories model from the
-// project's reference data when present, else a small random model it writes itself (and
-// says so: its text is gibberish, but every code path runs).
+// Without -m it uses the default model: $QINFER_MODEL, else the small model trained on the King
+// James Bible that is committed in examples/models/ (see examples/models/README.md), else a
+// small random model it writes itself (and says so: its text is gibberish, but every code path
+// runs).
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,7 @@ void usage(std::FILE* to) {
     std::fprintf(to,
                  "usage: qinfer-run [options]\n"
                  "  -m, --model FILE        GGUF model (default: see below)\n"
-                 "  -p, --prompt TEXT       prompt (default: \"Once upon a time\")\n"
+                 "  -p, --prompt TEXT       prompt (default: \"And God said\")\n"
                  "  -n, --n-predict N       tokens to generate (default 64)\n"
                  "      --temp T            temperature, 0 = greedy (default 0)\n"
                  "      --top-k K           (default 40)\n"
@@ -115,7 +116,7 @@ std::string default_model() {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string model_path, prompt = "Once upon a time";
+    std::string model_path, prompt = "And God said";
     qinfer::generate_options gen;
     gen.max_tokens = 64;
     gen.sampling.temperature = 0.0f;
