@@ -25,7 +25,6 @@ What it does, all deterministic for a given machine and torch build (fixed seeds
      DIR/train.txt, DIR/eval.txt and DIR/train-log.txt.
 """
 import argparse
-import heapq
 import json
 import math
 import os
