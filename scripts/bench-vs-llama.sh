@@ -2,18 +2,20 @@
 # Side-by-side speed: qinfer-bench and llama.cpp's llama-bench on the same GGUF files, same
 # thread count, in one run (absolute times on a shared machine drift; the ratio is the result).
 #
-#   scripts/bench-vs-llama.sh [-t THREADS] [-p PROMPT] [-n GEN] [-r REPS] TYPE...
+#   scripts/bench-vs-llama.sh [-t THREADS] [-p PROMPT] [-n GEN] [-r REPS] [-b GB/S] TYPE...
 #       TYPE: F16 Q8_0 Q4_0 Q4_K_M Q5_K_M Q6_K ... (TinyLlama-1.1B shape, random weights,
 #       quantized by llama.cpp's own quantizer; see benchmarks/make-bench-model.cpp)
+#       -b: the machine's read bandwidth for these threads; adds decode as a share of the
+#           bandwidth limit (bandwidth / bytes read per token, taken as the file size).
 #
 # llama-bench is built from the llama.cpp source that node-llama-cpp@3.21.1 bundles
 # (llama/gitRelease.bundle, installed into build/oracle by `ctest -R oracle-install`), in a
 # scratch folder outside the project ($SCRATCH, default /tmp/qinfer-llama-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2 prompt=128 gen=32 reps=3
-while getopts "t:p:n:r:" o; do
-  case $o in t) threads=$OPTARG ;; p) prompt=$OPTARG ;; n) gen=$OPTARG ;; r) reps=$OPTARG ;; *) exit 2 ;; esac
+threads=2 prompt=128 gen=32 reps=3 bw=0
+while getopts "t:p:n:r:b:" o; do
+  case $o in t) threads=$OPTARG ;; p) prompt=$OPTARG ;; n) gen=$OPTARG ;; r) reps=$OPTARG ;; b) bw=$OPTARG ;; *) exit 2 ;; esac
 done
 shift $((OPTIND - 1))
 [ $# -gt 0 ] || { echo "usage: $0 [-t T] [-p P] [-n N] [-r R] TYPE..." >&2; exit 2; }
@@ -36,20 +38,22 @@ fi
 "$build/benchmarks/make-bench-model" "$models" "$@"
 
 echo
-echo "| type | size | pp$prompt qinfer | pp$prompt llama.cpp | ratio | tg$gen qinfer | tg$gen llama.cpp | ratio |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| type | size | pp$prompt qinfer | pp$prompt llama.cpp | ratio | tg$gen qinfer | tg$gen llama.cpp | ratio | tg % of bw (qinfer / llama.cpp) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for type in "$@"; do
   f=$models/tinyllama-shape-$type.gguf
   q=$("$build/benchmarks/qinfer-bench" -m "$f" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json 2>/dev/null)
   l=$("$scratch/llama.cpp/build/bin/llama-bench" -m "$f" -p "$prompt" -n "$gen" -t "$threads" -r "$reps" -o json 2>/dev/null)
-  python3 - "$type" "$f" "$prompt" "$gen" <<PY
+  python3 - "$type" "$f" "$prompt" "$gen" "$bw" <<PY
 import json, os, sys
 q = json.loads('''$q'''); l = json.loads('''$l''')
-t, f, p, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+t, f, p, n, bw = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 def ours(test): return next(r["t_s"] for r in q if r["test"] == test)
 def theirs(np, ng): return next(r["avg_ts"] for r in l if r["n_prompt"] == np and r["n_gen"] == ng)
 qp, qg = ours("pp" + p), ours("tg" + n)
 lp, lg = theirs(int(p), 0), theirs(0, int(n))
-print(f"| {t} | {os.path.getsize(f) / 2**30:.2f} GiB | {qp:.1f} | {lp:.1f} | {qp / lp:.2f}x | {qg:.1f} | {lg:.1f} | {qg / lg:.2f}x |")
+size = os.path.getsize(f)
+share = f"{100 * qg * size / (bw * 1e9):.0f}% / {100 * lg * size / (bw * 1e9):.0f}%" if bw > 0 else "-"
+print(f"| {t} | {size / 2**30:.2f} GiB | {qp:.1f} | {lp:.1f} | {qp / lp:.2f}x | {qg:.1f} | {lg:.1f} | {qg / lg:.2f}x | {share} |")
 PY
 done

@@ -4112,6 +4112,8 @@ QINFER_NAMESPACE_END
 // ---- begin qinfer/quant/block_traits.hpp ----
 // qinfer/quant/block_traits.hpp — what the rest of the library may know about a block type.
 
+#include <cstdint>
+
 
 QINFER_NAMESPACE_BEGIN
 
@@ -4120,6 +4122,17 @@ QINFER_NAMESPACE_BEGIN
 //   static constexpr int block_size;      weights per block
 //   using dot_operand = ...;              block type activations are quantized to for `dot`
 template <class Block> struct block_traits;
+
+namespace detail {
+// dot_tile where no tiled kernel runs: one `dot` per cell (found by argument-dependent lookup
+// at instantiation, after the format header has declared it).
+template <int R, int C, class Block, class Operand>
+void dot_tile_by_dots(const Block* w, std::int64_t ldw, const Operand* a, std::int64_t lda, std::int64_t n, float* y,
+                      std::int64_t ldy) noexcept {
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+}
+}  // namespace detail
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/quant/block_traits.hpp ----
@@ -4903,8 +4916,7 @@ inline void dot_tile(const fp16* w, std::int64_t ldw, const fp16* a, std::int64_
 #if QINFER_X86_DISPATCH
     if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END
@@ -5468,8 +5480,7 @@ inline void dot_tile(const block_q8_0* w, std::int64_t ldw, const block_q8_0* a,
     if (active_isa() == isa::avx512)
         return detail::avx512::dot_tile_u8<R, C, detail::avx512::q8_0_unpack>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END
@@ -7453,8 +7464,7 @@ inline void dot_tile(const block_q4_0* w, std::int64_t ldw, const block_q8_0* a,
     if (active_isa() == isa::avx512)
         return detail::avx512::dot_tile_u8<R, C, detail::avx512::q4_0_unpack>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END
@@ -8054,8 +8064,7 @@ inline void dot_tile(const block_q4_K* w, std::int64_t ldw, const block_q8_K* a,
 #if QINFER_X86_DISPATCH
     if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END
@@ -9153,8 +9162,7 @@ inline void dot_tile(const block_q6_K* w, std::int64_t ldw, const block_q8_K* a,
 #if QINFER_X86_DISPATCH
     if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END

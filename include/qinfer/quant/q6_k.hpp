@@ -331,8 +331,7 @@ inline void dot_tile(const block_q6_K* w, std::int64_t ldw, const block_q8_K* a,
 #if QINFER_X86_DISPATCH
     if (active_isa() == isa::avx512) return detail::avx512::tile<R, C>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END

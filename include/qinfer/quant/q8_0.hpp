@@ -232,8 +232,7 @@ inline void dot_tile(const block_q8_0* w, std::int64_t ldw, const block_q8_0* a,
     if (active_isa() == isa::avx512)
         return detail::avx512::dot_tile_u8<R, C, detail::avx512::q8_0_unpack>(w, ldw, a, lda, n, y, ldy);
 #endif
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < C; ++c) y[c * ldy + r] = dot(w + r * ldw, a + c * lda, n);
+    detail::dot_tile_by_dots<R, C>(w, ldw, a, lda, n, y, ldy);
 }
 
 QINFER_NAMESPACE_END
