@@ -65,7 +65,7 @@ inline generate_result generate(session& s, std::string_view prompt, const gener
         if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
         sampler.accept(next);
         r.tokens.push_back(next);
-        r.text = tok.decode(r.tokens);
+        r.text = tok.decode_continuation(r.tokens);
         // Hold back anything that could still turn out to be the start of a stop string.
         std::size_t safe = detail::complete_utf8(r.text);
         bool stopped = false;

@@ -3568,7 +3568,23 @@ public:
     // Concatenated pieces. remove_special: drop a leading bos / trailing eos the vocab would
     // add. unparse_special: render control tokens as their text instead of nothing.
     std::string decode(std::span<const std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
-        bool strip_space = s_->vocab.add_space_prefix;  // SPM: the space encode() put in front
+        return decode_pieces(ids, remove_special, unparse_special, s_->vocab.add_space_prefix);
+    }
+
+    std::string decode(std::initializer_list<std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
+        return decode(std::span<const std::int32_t>(ids.begin(), ids.size()), remove_special, unparse_special);
+    }
+
+    // The text of tokens that continue earlier text (generated after a prompt): the pieces as
+    // they are. `decode` drops the first piece's leading space, as llama_detokenize does at
+    // the start of a text, which would glue the first generated word to the prompt.
+    std::string decode_continuation(std::span<const std::int32_t> ids, bool unparse_special = false) const {
+        return decode_pieces(ids, false, unparse_special, false);
+    }
+
+private:
+    std::string decode_pieces(std::span<const std::int32_t> ids, bool remove_special, bool unparse_special,
+                              bool strip_space) const {  // strip_space: SPM's space that encode() put in front
         if (remove_special && s_->vocab.add_bos && !ids.empty() && ids.front() == s_->vocab.bos) {
             strip_space = false;
             ids = ids.subspan(1);
@@ -3583,11 +3599,6 @@ public:
         return out;
     }
 
-    std::string decode(std::initializer_list<std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
-        return decode(std::span<const std::int32_t>(ids.begin(), ids.size()), remove_special, unparse_special);
-    }
-
-private:
     void check_id(std::int32_t id) const {
         if (id < 0 || static_cast<std::size_t>(id) >= s_->vocab.size())
             throw error("text::tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
@@ -4067,7 +4078,6 @@ QINFER_NAMESPACE_END
 #include <cstdint>
 #include <initializer_list>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 // ---- begin qinfer/quant/dispatch.hpp ----
@@ -9302,14 +9312,11 @@ void matmul_rows(const tensor_view& w, const void* ops_v, std::int64_t n_tokens,
             }
         };
         std::int64_t r = r0;
-        // One token (decode) streams the weights from memory. Measured (2 and 16 threads):
-        // Q8_0 gains from four rows at a time (its unpacking is too cheap to hide one row's
-        // latency), Q4_0 and the K-quants are fastest one row at a time.
-        constexpr int decode_rows = std::is_same_v<Block, block_q8_0> ? 4 : 1;
+        // One token (decode) streams the weights from memory one row at a time: on the 2-core
+        // Zen 4 machine four interleaved rows measured up to 1.6x slower (Q8_0 37-46 against
+        // 29 t/s; a 16-core Xeon preferred four rows for Q8_0 only, by 1.1-1.3x).
         if (n_tokens > 1)
             for (; r + R <= r1; r += R) sweep.template operator()<R>(r);
-        else if constexpr (decode_rows > 1)
-            for (; r + decode_rows <= r1; r += decode_rows) sweep.template operator()<decode_rows>(r);
         for (; r < r1; ++r) sweep.template operator()<1>(r);
     } else {
         for (std::int64_t r = r0; r < r1; ++r)
@@ -10470,7 +10477,7 @@ inline generate_result generate(session& s, std::string_view prompt, const gener
         if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
         sampler.accept(next);
         r.tokens.push_back(next);
-        r.text = tok.decode(r.tokens);
+        r.text = tok.decode_continuation(r.tokens);
         // Hold back anything that could still turn out to be the start of a stop string.
         std::size_t safe = detail::complete_utf8(r.text);
         bool stopped = false;
@@ -11488,7 +11495,7 @@ public:
             if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
             sampler.accept(next);
             r.tokens.push_back(next);
-            r.text = tok.decode(r.tokens);
+            r.text = tok.decode_continuation(r.tokens);
             const std::size_t safe = detail::complete_utf8(r.text);
             if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
                 emitted = safe;

@@ -64,6 +64,9 @@ TEST_CASE("SPM: equal scores merge leftmost first; unknown characters become byt
     // 'c' is not a token: its byte token <0x63> stands in
     CHECK(t.encode("ac", false) == std::vector<std::int32_t>{3, 4, 6});
     CHECK(t.decode({3, 4, 6}) == "ac");  // the leading space added by encode is removed
+    // ... but not from text that continues a prompt (generated tokens): " ac" follows it
+    const std::vector<std::int32_t> continuation{3, 4, 6};
+    CHECK(t.decode_continuation(continuation) == " ac");
     // 'é' has neither a token nor byte tokens
     CHECK_THROWS_WITH_AS(t.encode("\xC3\xA9", false), doctest::Contains("<0xC3>"), qinfer::error);
 }

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -75,14 +74,11 @@ void matmul_rows(const tensor_view& w, const void* ops_v, std::int64_t n_tokens,
             }
         };
         std::int64_t r = r0;
-        // One token (decode) streams the weights from memory. Measured (2 and 16 threads):
-        // Q8_0 gains from four rows at a time (its unpacking is too cheap to hide one row's
-        // latency), Q4_0 and the K-quants are fastest one row at a time.
-        constexpr int decode_rows = std::is_same_v<Block, block_q8_0> ? 4 : 1;
+        // One token (decode) streams the weights from memory one row at a time: on the 2-core
+        // Zen 4 machine four interleaved rows measured up to 1.6x slower (Q8_0 37-46 against
+        // 29 t/s; a 16-core Xeon preferred four rows for Q8_0 only, by 1.1-1.3x).
         if (n_tokens > 1)
             for (; r + R <= r1; r += R) sweep.template operator()<R>(r);
-        else if constexpr (decode_rows > 1)
-            for (; r + decode_rows <= r1; r += decode_rows) sweep.template operator()<decode_rows>(r);
         for (; r < r1; ++r) sweep.template operator()<1>(r);
     } else {
         for (std::int64_t r = r0; r < r1; ++r)

@@ -130,7 +130,7 @@ public:
             if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
             sampler.accept(next);
             r.tokens.push_back(next);
-            r.text = tok.decode(r.tokens);
+            r.text = tok.decode_continuation(r.tokens);
             const std::size_t safe = detail::complete_utf8(r.text);
             if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
                 emitted = safe;

@@ -190,7 +190,23 @@ public:
     // Concatenated pieces. remove_special: drop a leading bos / trailing eos the vocab would
     // add. unparse_special: render control tokens as their text instead of nothing.
     std::string decode(std::span<const std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
-        bool strip_space = s_->vocab.add_space_prefix;  // SPM: the space encode() put in front
+        return decode_pieces(ids, remove_special, unparse_special, s_->vocab.add_space_prefix);
+    }
+
+    std::string decode(std::initializer_list<std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
+        return decode(std::span<const std::int32_t>(ids.begin(), ids.size()), remove_special, unparse_special);
+    }
+
+    // The text of tokens that continue earlier text (generated after a prompt): the pieces as
+    // they are. `decode` drops the first piece's leading space, as llama_detokenize does at
+    // the start of a text, which would glue the first generated word to the prompt.
+    std::string decode_continuation(std::span<const std::int32_t> ids, bool unparse_special = false) const {
+        return decode_pieces(ids, false, unparse_special, false);
+    }
+
+private:
+    std::string decode_pieces(std::span<const std::int32_t> ids, bool remove_special, bool unparse_special,
+                              bool strip_space) const {  // strip_space: SPM's space that encode() put in front
         if (remove_special && s_->vocab.add_bos && !ids.empty() && ids.front() == s_->vocab.bos) {
             strip_space = false;
             ids = ids.subspan(1);
@@ -205,11 +221,6 @@ public:
         return out;
     }
 
-    std::string decode(std::initializer_list<std::int32_t> ids, bool remove_special = false, bool unparse_special = false) const {
-        return decode(std::span<const std::int32_t>(ids.begin(), ids.size()), remove_special, unparse_special);
-    }
-
-private:
     void check_id(std::int32_t id) const {
         if (id < 0 || static_cast<std::size_t>(id) >= s_->vocab.size())
             throw error("text::tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
