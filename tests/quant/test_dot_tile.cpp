@@ -18,8 +18,8 @@ template <class Block, int R, int C>
 void check_shape(const std::vector<Block>& w, std::int64_t ldw,
                  const std::vector<typename qinfer::block_traits<Block>::dot_operand>& a, std::int64_t lda,
                  std::int64_t n) {
-    float tile[R * C * 3];
-    const std::int64_t ldy = C + 1;  // a row stride wider than the tile
+    const std::int64_t ldy = R + 1;  // outputs of one activation row: wider than the tile
+    float tile[C * (R + 1)];
     std::fill(std::begin(tile), std::end(tile), -1.0f);
     qinfer::dot_tile<R, C>(w.data(), ldw, a.data(), lda, n, tile, ldy);
     for (int r = 0; r < R; ++r)
