@@ -24,11 +24,7 @@ QINFER_NAMESPACE_BEGIN
 
 // Scratch memory reused across calls (grown on first use, never shrunk).
 struct matmul_scratch {
-    struct operand_buffer {
-        type_id type;
-        std::vector<std::byte> bytes;
-    };
-    std::vector<operand_buffer> operands;  // one per operand type in use
+    std::vector<std::vector<std::byte>> operands;  // the quantized input, one per operand type of a call
 };
 
 // One product of a matmul call: y[t * w.rows() + r] = dot(row r of w, token t of x).
@@ -136,11 +132,9 @@ inline void matmul(std::initializer_list<matmul_task> tasks, const float* x, std
                 for (int q = 0; q < n_quant; ++q)
                     if (quant[q].type == op_type) ops = quant[q].ops;
                 if (!ops) {
-                    if (scratch.operands.size() <= std::size_t(n_quant)) scratch.operands.push_back({op_type, {}});
-                    auto& buf = scratch.operands[std::size_t(n_quant)];
-                    buf.type = op_type;
+                    if (scratch.operands.size() <= std::size_t(n_quant)) scratch.operands.emplace_back();
                     const std::size_t bytes = std::size_t(k / block_traits<Operand>::block_size * n_tokens) * sizeof(Operand);
-                    ops = detail::aligned_in(buf.bytes, bytes, alignof(Operand));
+                    ops = detail::aligned_in(scratch.operands[std::size_t(n_quant)], bytes, alignof(Operand));
                     quant[n_quant++] = {op_type, &detail::quantize_tokens<Operand>, ops};
                 }
                 job[n_jobs++] = {t, ops, &detail::matmul_rows<Block>};

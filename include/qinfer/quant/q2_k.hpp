@@ -102,12 +102,9 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q2_K* QINFER_REST
     float w[16], sw[16], scales[16], mins[16];
     for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
         block_q2_K& b = y[i];
-        float sum_x2 = 0;
-        for (int j = 0; j < 256; ++j) sum_x2 += x[j] * x[j];
-        const float sigma2 = sum_x2 / 256;
+        const float sigma2 = detail::sum_of_squares(x, 256) / 256;
         for (int j = 0; j < 16; ++j) {
-            const float* qw = importance + 256 * i + 16 * j;
-            for (int l = 0; l < 16; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[16 * j + l] * x[16 * j + l]);
+            detail::importance_weights(x + 16 * j, importance + 256 * i + 16 * j, sigma2, w, 16);
             float sumw = 0;
             for (int l = 0; l < 16; ++l) sumw += w[l];
             sw[j] = sumw;

@@ -132,12 +132,9 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q3_K* QINFER_REST
     float scales[16], sw[16], w[16];
     for (std::int64_t i = 0; i < n / 256; ++i, x += 256) {
         block_q3_K& b = y[i];
-        float sum_x2 = 0;
-        for (int j = 0; j < 256; ++j) sum_x2 += x[j] * x[j];
-        const float sigma2 = 2 * sum_x2 / 256;
+        const float sigma2 = 2 * detail::sum_of_squares(x, 256) / 256;
         for (int g = 0; g < 16; ++g) {
-            const float* qw = importance + 256 * i + 16 * g;
-            for (int l = 0; l < 16; ++l) w[l] = qw[l] * std::sqrt(sigma2 + x[16 * g + l] * x[16 * g + l]);
+            detail::importance_weights(x + 16 * g, importance + 256 * i + 16 * g, sigma2, w, 16);
             float sumw = 0;
             for (int l = 0; l < 16; ++l) sumw += w[l];
             sw[g] = sumw;

@@ -62,15 +62,12 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_0* QINFER_REST
 inline void quantize_row(const float* QINFER_RESTRICT x, block_q4_0* QINFER_RESTRICT y, std::int64_t n,
                          const float* QINFER_RESTRICT importance) noexcept {
     if (!importance) return quantize_row(x, y, n);
-    float sum_x2 = 0;
-    for (std::int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
-    const float sigma2 = sum_x2 / static_cast<float>(n);
+    const float sigma2 = detail::sum_of_squares(x, n) / static_cast<float>(n);
     float w[32];
     std::int8_t L[32];
     for (std::int64_t i = 0; i < n / 32; ++i) {
         const float* xb = x + 32 * i;
-        const float* qw = importance + 32 * i;
-        for (int j = 0; j < 32; ++j) w[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+        detail::importance_weights(xb, importance + 32 * i, sigma2, w, 32);
         y[i].d = to_fp16(detail::ksym::make_qx_quants(32, 8, xb, L, w));
         for (int j = 0; j < 16; ++j) y[i].qs[j] = static_cast<std::uint8_t>(L[j] | (L[j + 16] << 4));
     }

@@ -10,6 +10,7 @@
 
 #include "../../core/config.hpp"
 #include "../../core/fp16.hpp"
+#include "importance.hpp"
 #include "rounding.hpp"
 
 #if QINFER_X86_DISPATCH
@@ -69,9 +70,7 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
                             const float* QINFER_RESTRICT importance = nullptr) noexcept {
     float scales[8] = {};
     float weight[32];
-    float sigma2 = 0;
-    for (int j = 0; j < 32 * nsub; ++j) sigma2 += x[j] * x[j];
-    sigma2 *= 2.f / float(32 * nsub);
+    const float sigma2 = sum_of_squares(x, 32 * nsub) * (2.f / float(32 * nsub));
     std::memset(qs, 0, static_cast<std::size_t>(16 * nsub));
     dh = to_fp16(0.f);
 
@@ -80,8 +79,7 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
         const float* xg = x + 32 * g;
         std::uint8_t* Lg = L + 32 * g;
         if (importance) {
-            const float* qw = importance + 32 * g;
-            for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xg[j] * xg[j]);
+            importance_weights(xg, importance + 32 * g, sigma2, weight, 32);
         } else {
             for (int j = 0; j < 32; ++j) weight[j] = xg[j] * xg[j];
         }

@@ -14,6 +14,7 @@
 
 #include "../../core/config.hpp"
 #include "../../core/fp16.hpp"
+#include "importance.hpp"
 #include "rounding.hpp"
 
 #if QINFER_X86_DISPATCH
@@ -261,11 +262,9 @@ inline void quantize_superblock_6bit_weighted(const float* QINFER_RESTRICT x, co
                                               std::uint8_t* QINFER_RESTRICT L) noexcept {
     float scales[8], mins[8], sw[8], w[32];
     std::uint8_t tmp[32];
-    float sum_x2 = 0;
-    for (int l = 0; l < 256; ++l) sum_x2 += x[l] * x[l];
-    const float sigma2 = 2 * sum_x2 / 256;
+    const float sigma2 = 2 * sum_of_squares(x, 256) / 256;
     for (int j = 0; j < 8; ++j) {
-        for (int l = 0; l < 32; ++l) w[l] = qw[32 * j + l] * std::sqrt(sigma2 + x[32 * j + l] * x[32 * j + l]);
+        importance_weights(x + 32 * j, qw + 32 * j, sigma2, w, 32);
         float sumw = 0;
         for (int l = 0; l < 32; ++l) sumw += w[l];
         sw[j] = sumw;

@@ -14,6 +14,7 @@
 
 #include "../../core/config.hpp"
 #include "../../core/fp16.hpp"
+#include "importance.hpp"
 #include "rounding.hpp"
 
 #if QINFER_X86_DISPATCH
