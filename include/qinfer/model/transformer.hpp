@@ -1,23 +1,29 @@
 // qinfer/model/transformer.hpp — the forward pass of a llama-family decoder.
 //
-// Reads top to bottom like the architecture diagram: embed, then per layer
-//   x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))
-//   x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
-// then the final norm and the output head. Architecture differences come from `Arch`.
+// Reads top to bottom like the architecture diagram: embed (times embd_scale), then per layer
+//   x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)))
+//   x += post_norm(ffn(norm(x)))      ffn: Wdown · (act(Wgate·h) * Wup·h), or a mixture of experts
+// then the final norm, the output head and an optional soft-cap. The architecture's traits
+// (`Arch`, model/arch.hpp) choose the policies at compile time — RoPE layout, norm placement,
+// q/k norms, activation — and the layer_config of each layer its window and RoPE base.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "../ops/activation.hpp"
 #include "../ops/attention.hpp"
 #include "../ops/matmul.hpp"
+#include "../ops/moe.hpp"
 #include "../ops/norm.hpp"
 #include "../ops/rope.hpp"
+#include "arch.hpp"
 #include "config.hpp"
 #include "kv_cache.hpp"
 #include "weights.hpp"
@@ -39,6 +45,7 @@ using trace_hook = std::function<void(const trace_event&)>;
 struct forward_scratch {
     std::vector<float> x, xn, q, k, v, att, o, gate, up, scores, rope;
     matmul_scratch mm;
+    moe_scratch moe;
 };
 
 namespace detail {
@@ -54,6 +61,23 @@ inline void emit(const trace_hook* hook, int layer, std::string_view stage, std:
         (*hook)(trace_event{layer, stage, n_past + t, std::span<const float>(base + t * width, std::size_t(width))});
 }
 
+inline void add_bias(float* x, const std::vector<float>& b, std::int64_t n_tokens) noexcept {
+    if (b.empty()) return;
+    const std::int64_t n = std::int64_t(b.size());
+    for (std::int64_t t = 0; t < n_tokens; ++t)
+        for (std::int64_t i = 0; i < n; ++i) x[t * n + i] += b[std::size_t(i)];
+}
+
+inline void add_residual(std::vector<float>& x, const std::vector<float>& o, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] += o[std::size_t(i)];
+}
+
+template <ffn_activation A>
+inline void gated_activation(float* gate, const float* up, std::int64_t n) noexcept {
+    if constexpr (A == ffn_activation::gelu_tanh) geglu(gate, up, n);
+    else swiglu(gate, up, n);
+}
+
 }  // namespace detail
 
 // Runs `tokens` at positions n_past, n_past+1, ... and writes logits: for every token when
@@ -65,6 +89,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     const std::int64_t n = std::int64_t(tokens.size());
     const std::int64_t d = c.n_embd, hd = c.head_dim;
     const std::int64_t q_dim = c.n_head * hd, kv_dim = c.n_head_kv * hd;
+    const std::int64_t n_ff = c.n_expert > 0 ? c.n_ff_exp : c.n_ff;
     const std::int64_t group = c.n_head / c.n_head_kv;
     const std::int64_t n_ctx_used = n_past + n;
     detail::ensure(s.x, n * d);
@@ -74,18 +99,34 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     detail::ensure(s.v, n * kv_dim);
     detail::ensure(s.att, n * q_dim);
     detail::ensure(s.o, n * d);
-    detail::ensure(s.gate, n * c.n_ff);
-    detail::ensure(s.up, n * c.n_ff);
+    detail::ensure(s.gate, n * n_ff);
+    detail::ensure(s.up, n * n_ff);
     detail::ensure(s.scores, c.n_head * n_ctx_used);
-    detail::ensure(s.rope, n * c.n_rot);
 
+    // RoPE angles per position, once for each distinct (base, scale) the layers use.
     rope_params rp;
     rp.layout = Arch::rope;
     rp.n_rot = int(c.n_rot);
-    rp.freq_base = c.rope_freq_base;
-    rp.freq_scale = c.rope_freq_scale;
-    rp.freq_factors = w.rope_freqs.empty() ? nullptr : w.rope_freqs.data();
-    for (std::int64_t t = 0; t < n; ++t) rope_angles(rp, n_past + t, s.rope.data() + t * c.n_rot);
+    rp.attn_factor = c.rope_attn_factor;
+    if (!w.rope_freqs.empty()) rp.freq_factors = w.rope_freqs.data();
+    else if (!w.rope_long.empty() && cache.n_ctx() > c.n_ctx_orig) rp.freq_factors = w.rope_long.data();
+    else if (!w.rope_short.empty()) rp.freq_factors = w.rope_short.data();
+    std::vector<std::pair<float, float>> rope_kinds;  // few: one per distinct (base, scale)
+    std::vector<std::size_t> rope_of(std::size_t(c.n_layer));
+    for (std::int64_t il = 0; il < c.n_layer; ++il) {
+        const layer_config& lc = c.layers[std::size_t(il)];
+        const std::pair<float, float> kind{lc.rope_freq_base, lc.rope_freq_scale};
+        auto it = std::find(rope_kinds.begin(), rope_kinds.end(), kind);
+        rope_of[std::size_t(il)] = std::size_t(it - rope_kinds.begin());
+        if (it == rope_kinds.end()) rope_kinds.push_back(kind);
+    }
+    detail::ensure(s.rope, std::int64_t(rope_kinds.size()) * n * c.n_rot);
+    for (std::size_t r = 0; r < rope_kinds.size(); ++r) {
+        rope_params p = rp;
+        p.freq_base = rope_kinds[r].first;
+        p.freq_scale = rope_kinds[r].second;
+        for (std::int64_t t = 0; t < n; ++t) rope_angles(p, n_past + t, s.rope.data() + (std::int64_t(r) * n + t) * c.n_rot);
+    }
 
     // --- embeddings -------------------------------------------------------------------
     for (std::int64_t t = 0; t < n; ++t) {
@@ -94,40 +135,43 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
             throw error("qinfer: token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
         dequantize_row(w.tok_embd, id, s.x.data() + t * d);
     }
+    if constexpr (Arch::embd_scale)
+        for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] *= c.embd_scale;
 
-    const float kq_scale = 1.0f / std::sqrt(float(hd));
     for (std::int64_t il = 0; il < c.n_layer; ++il) {
         const layer_weights& L = w.layers[std::size_t(il)];
+        const layer_config& lc = c.layers[std::size_t(il)];
         const int li = int(il);
+        const float* angles = s.rope.data() + std::int64_t(rope_of[std::size_t(il)]) * n * c.n_rot;
 
         // --- attention ----------------------------------------------------------------
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
         detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
         matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, s.xn.data(), n, pool, s.mm);
+        detail::add_bias(s.q.data(), L.bq, n);
+        detail::add_bias(s.k.data(), L.bk, n);
+        detail::add_bias(s.v.data(), L.bv, n);
         for (std::int64_t t = 0; t < n; ++t) {
             float* q = s.q.data() + t * q_dim;
             float* k = s.k.data() + t * kv_dim;
-            float* v = s.v.data() + t * kv_dim;
-            if constexpr (Arch::qkv_bias) {
-                for (std::int64_t i = 0; i < q_dim; ++i) q[i] += L.bq[std::size_t(i)];
-                for (std::int64_t i = 0; i < kv_dim; ++i) k[i] += L.bk[std::size_t(i)];
-                for (std::int64_t i = 0; i < kv_dim; ++i) v[i] += L.bv[std::size_t(i)];
-            }
             if constexpr (Arch::qk_norm) {
                 for (std::int64_t h = 0; h < c.n_head; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, c.rms_eps);
                 for (std::int64_t h = 0; h < c.n_head_kv; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, c.rms_eps);
             }
-            rope_apply(rp, s.rope.data() + t * c.n_rot, q, int(c.n_head), int(hd));
-            rope_apply(rp, s.rope.data() + t * c.n_rot, k, int(c.n_head_kv), int(hd));
-            cache.store(il, n_past + t, k, v);
+            rope_apply(rp, angles + t * c.n_rot, q, int(c.n_head), int(hd));
+            rope_apply(rp, angles + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            if (c.q_scale != 1.0f)
+                for (std::int64_t i = 0; i < q_dim; ++i) q[i] *= c.q_scale;
+            cache.store(il, n_past + t, k, s.v.data() + t * kv_dim);
         }
+        const attention_params ap{c.kq_scale, c.attn_softcap, lc.window};
         auto attend_all = [&]<class T>() {
             const kv_layer_view<T> kv = cache.layer<T>(il);
             auto head = [&](int h) {
                 float* scores = s.scores.data() + std::int64_t(h) * n_ctx_used;
                 for (std::int64_t t = 0; t < n; ++t)
-                    attend_head(kv, s.q.data() + t * q_dim + h * hd, int(h / group), int(hd), n_past + t, kq_scale, scores,
+                    attend_head(kv, s.q.data() + t * q_dim + h * hd, int(h / group), int(hd), n_past + t, ap, scores,
                                 s.att.data() + t * q_dim + h * hd);
             };
             if (c.n_head * n * n_ctx_used * hd < (std::int64_t(1) << 16))  // too little work to share
@@ -138,18 +182,31 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         if (cache.type() == kv_type::f16) attend_all.template operator()<fp16>();
         else attend_all.template operator()<float>();
         matmul(L.wo, s.att.data(), n, s.o.data(), pool, s.mm);
+        detail::add_bias(s.o.data(), L.bo, n);
+        if constexpr (Arch::norms == norm_placement::sandwich)
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.o.data() + t * d, L.attn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
         detail::emit(trace, li, "attn_out", n_past, s.o.data(), n, d);
-        for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] += s.o[std::size_t(i)];
+        detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "ffn_inp", n_past, s.x.data(), n, d);
 
         // --- feed-forward -------------------------------------------------------------
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
-        matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
-        swiglu(s.gate.data(), s.up.data(), n * c.n_ff);
-        matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
+        if (L.experts) {
+            const moe_layer ml{&L.experts.router, L.experts.gate, L.experts.up, L.experts.down, int(c.n_expert_used),
+                               c.expert_weights_norm};
+            moe_ffn(ml, s.xn.data(), n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
+        } else {
+            matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
+            detail::gated_activation<Arch::activation>(s.gate.data(), s.up.data(), n * n_ff);
+            matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
+        }
+        if constexpr (Arch::norms == norm_placement::sandwich)
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.o.data() + t * d, L.ffn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
         detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);
-        for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] += s.o[std::size_t(i)];
+        detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "l_out", n_past, s.x.data(), n, d);
     }
 
@@ -159,6 +216,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         rms_norm(s.x.data() + t * d, w.output_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
     detail::emit(trace, -1, "result_norm", n_past + first, s.xn.data() + first * d, n - first, d);
     matmul(w.output, s.xn.data() + first * d, n - first, logits, pool, s.mm);
+    softcap(logits, (n - first) * c.n_vocab, c.final_softcap);
 }
 
 QINFER_NAMESPACE_END

@@ -89,17 +89,31 @@ struct kv_layer_view {
     std::int64_t stride;  // elements per position (n_kv_heads * head_dim)
 };
 
+// What a layer's attention adds to plain scaled dot-product attention.
+struct attention_params {
+    float kq_scale = 1.0f;     // multiplies the scores inside the softmax
+    float softcap = 0.0f;      // scores s -> cap * tanh(s / cap) before the scale (gemma2); 0 = off
+    std::int64_t window = 0;   // sliding window: keys before pos - window + 1 are masked; 0 = none
+};
+
 // out (head_dim floats) = attention of query head `h` (head_dim floats) at absolute position
-// `pos` over cache positions [0, pos]. `scores` must hold pos + 1 floats.
+// `pos` over cache positions [pos - window + 1, pos] (all of [0, pos] without a window).
+// `scores` must hold pos + 1 floats.
 template <class T>
 inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head, int head_dim, std::int64_t pos,
-                        float scale, float* scores, float* out) noexcept {
-    const std::int64_t n = pos + 1;
+                        const attention_params& p, float* scores, float* out) noexcept {
+    const std::int64_t first = p.window > 0 ? std::max<std::int64_t>(0, pos - p.window + 1) : 0;
+    const std::int64_t n = pos + 1 - first;
+    const T* keys = kv.k + first * kv.stride + std::int64_t(kv_head) * head_dim;
+    const T* values = kv.v + first * kv.stride + std::int64_t(kv_head) * head_dim;
     float qr[512];  // head_dim <= 512 is checked at load time
     for (int d = 0; d < head_dim; ++d) qr[d] = detail::round_to<T>(q[d]);
+    const float inv_cap = p.softcap > 0.0f ? 1.0f / p.softcap : 0.0f;
     float max = -std::numeric_limits<float>::infinity();
     for (std::int64_t j = 0; j < n; ++j) {
-        scores[j] = detail::dot_kq(kv.k + j * kv.stride + std::int64_t(kv_head) * head_dim, qr, head_dim) * scale;
+        float s = detail::dot_kq(keys + j * kv.stride, qr, head_dim);
+        if (p.softcap > 0.0f) s = std::tanh(s * inv_cap) * p.softcap;
+        scores[j] = s * p.kq_scale;
         max = std::max(max, scores[j]);
     }
     double sum = 0.0;
@@ -111,9 +125,7 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
     const float inv = float(1.0 / sum);
     for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
     for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
-    for (std::int64_t j = 0; j < n; ++j) {
-        detail::add_scaled(out, kv.v + j * kv.stride + std::int64_t(kv_head) * head_dim, scores[j], head_dim);
-    }
+    for (std::int64_t j = 0; j < n; ++j) detail::add_scaled(out, values + j * kv.stride, scores[j], head_dim);
 }
 
 QINFER_NAMESPACE_END

@@ -18,7 +18,8 @@ struct rope_params {
     int n_rot = 0;                        // rotated dimensions per head (<= head_dim)
     float freq_base = 10000.0f;
     float freq_scale = 1.0f;              // 1 / linear scaling factor
-    const float* freq_factors = nullptr;  // per-pair divisors (llama3 rope_freqs), or null
+    const float* freq_factors = nullptr;  // per-pair divisors (llama3 rope_freqs, phi3 long/short), or null
+    float attn_factor = 1.0f;             // multiplies cos and sin (rope.scaling.attn_factor)
 };
 
 // Fills cache[2*i], cache[2*i+1] with cos, sin of the angle of pair i at `pos`. The angle is
@@ -30,8 +31,8 @@ inline void rope_angles(const rope_params& p, std::int64_t pos, float* cache) no
     for (int i = 0; i < p.n_rot; i += 2) {
         const float ff = p.freq_factors ? p.freq_factors[i / 2] : 1.0f;
         const float t = p.freq_scale * (theta / ff);
-        cache[i] = std::cos(t);
-        cache[i + 1] = std::sin(t);
+        cache[i] = std::cos(t) * p.attn_factor;
+        cache[i + 1] = std::sin(t) * p.attn_factor;
         theta *= theta_scale;
     }
 }

@@ -1,0 +1,65 @@
+// One conformance row per architecture beyond the dense llama / qwen2 / qwen3 of
+// test_quantized.cpp: a synthetic model with llama.cpp's key and tensor names, quantized by
+// llama_model_quantize into F32, F16, Q8_0, Q4_K_M and Q6_K, compared with llama.cpp at every
+// position and in greedy decoding. Sliding windows are 8 tokens; the prompts plus their 24
+// generated tokens run past 30, so every local layer masks keys.
+#include "model/conformance.hpp"
+
+namespace {
+
+using mtest::vocab;
+
+const mtest::file_type row_types[] = {
+    {"F32", oracle::ftype_f32, mtest::exact},          {"F16", oracle::ftype_f16, mtest::half},
+    {"Q8_0", oracle::ftype_q8_0, mtest::eight_bit},    {"Q4_K_M", oracle::ftype_q4_k_m, mtest::eight_bit},
+    {"Q6_K", oracle::ftype_q6_k, mtest::eight_bit},
+};
+
+}  // namespace
+
+TEST_CASE("architecture llama with experts (Mixtral-style: 4 experts, 2 used, softmax top-k renormalised)") {
+    mtest::synthetic_shape s{"llama", vocab("llama-spm")};
+    s.n_expert = 4;
+    s.n_expert_used = 2;
+    s.n_ff = 256;
+    mtest::run_arch(s, 11, row_types);
+}
+
+TEST_CASE("architecture qwen3moe (8 experts, 2 used, expert width 128, q/k norms)") {
+    mtest::synthetic_shape s{"qwen3moe", vocab("gpt-2")};
+    s.n_expert = 8;
+    s.n_expert_used = 2;
+    s.n_ff_exp = 128;
+    s.n_head = 8;
+    s.n_head_kv = 4;
+    mtest::run_arch(s, 12, row_types);
+}
+
+TEST_CASE("architecture gemma2 (sandwich norms, GeGLU, scaled embeddings, soft-caps, window 8 on even layers)") {
+    mtest::synthetic_shape s{"gemma2", vocab("llama-spm")};
+    s.tied = true;
+    s.window = 8;
+    s.attn_softcap = 2.0f;   // small enough that tanh bends the scores
+    // final_logit_softcapping left to its default, 30: it bends the largest logits (sd ~6)
+    mtest::run_arch(s, 13, row_types);
+}
+
+TEST_CASE("architecture gemma3 (q/k norms, window 8 on local layers, local RoPE base 10000, global base 1e6 scaled x2)") {
+    mtest::synthetic_shape s{"gemma3", vocab("llama-spm")};
+    s.tied = true;
+    s.n_layer = 3;
+    s.window = 8;
+    s.window_pattern = 3;    // layers 0, 1 local; 2 global
+    s.rope_freq_base = 1e6f;
+    s.rope_linear = 2.0f;
+    mtest::run_arch(s, 14, row_types);
+}
+
+TEST_CASE("architecture phi3 (fused attn_qkv and gate/up, LongRoPE factors and attn_factor, ignored window)") {
+    mtest::synthetic_shape s{"phi3", vocab("phi-3")};
+    s.n_head_kv = 4;
+    s.fused = true;
+    s.rope_long_short = true;
+    s.window = 8;            // llama.cpp runs phi3 with full attention whatever the file says
+    mtest::run_arch(s, 15, row_types);
+}
