@@ -17,8 +17,9 @@
 // IQ4_XS do not bump them to Q5_K), Q2_K_S (which needs one) is available, and the output
 // gets llama-quantize's quantize.imatrix.* keys.
 //
-// Not supported: the file types with no qinfer kernels (IQ1/IQ2/IQ3, TQ*, MXFP4, Q1_0/Q2_0),
-// split models, COPY.
+// Not supported: the file types with no qinfer kernels (IQ1/IQ2/IQ3, TQ*, Q1_0/Q2_0),
+// MXFP4_MOE (qinfer has MXFP4 kernels but not llama.cpp's per-tensor rules for this file
+// type), split models, COPY.
 #pragma once
 
 #include <algorithm>
@@ -123,7 +124,7 @@ inline constexpr std::array<unsupported_ftype, 16> unsupported_ftypes{{
     {"IQ3_M", "qinfer has no IQ3 kernels"},
     {"TQ1_0", "qinfer has no ternary kernels"},
     {"TQ2_0", "qinfer has no ternary kernels"},
-    {"MXFP4_MOE", "qinfer has no MXFP4 kernels"},
+    {"MXFP4_MOE", "qinfer does not implement its per-tensor type rules (MXFP4 experts only)"},
     {"Q1_0", "qinfer has no Q1_0 kernels"},
     {"Q2_0", "qinfer has no Q2_0 kernels"},
     {"COPY", "copying without quantizing is not implemented"},
