@@ -6149,6 +6149,7 @@ QINFER_NAMESPACE_END
 // is the sign). qs[j] holds the code of weight j in its low nibble, of weight j+16 in its high.
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -6181,13 +6182,27 @@ alignas(64) inline constexpr std::int32_t levels32[16] = {0, 1, 2, 3, 4, 6, 8, 1
 inline constexpr std::uint8_t levels_biased[16] = {128, 129, 130, 131, 132, 134, 136, 140,
                                                    128, 127, 126, 125, 124, 122, 120, 116};
 
+constexpr bool biased_levels_ok() {
+    for (int k = 0; k < 16; ++k)
+        if (levels_biased[k] != levels[k] + 128 || levels32[k] != levels[k]) return false;
+    return true;
+}
+static_assert(biased_levels_ok());
+
 // The scale of exponent byte e: 2^(e - 128), half the E8M0 value 2^(e - 127) since the
 // levels are doubled. e = 0 and 1 give the subnormals 2^-128 and 2^-127; e = 255 is 2^127
 // (E8M0's NaN code is not treated specially, as in ggml).
-inline float scale_of(std::uint8_t e) noexcept {
+constexpr float scale_of(std::uint8_t e) noexcept {
     const std::uint32_t bits = e >= 2 ? std::uint32_t(e - 1) << 23 : std::uint32_t(0x00200000) << e;
     return std::bit_cast<float>(bits);
 }
+
+// scale_of for every exponent byte: two loads per block pair in the AVX2 kernel.
+alignas(64) inline constexpr std::array<float, 256> scale_table = [] {
+    std::array<float, 256> t{};
+    for (int e = 0; e < 256; ++e) t[std::size_t(e)] = scale_of(static_cast<std::uint8_t>(e));
+    return t;
+}();
 
 // The exponent byte of a block whose largest magnitude is amax: 2^(e-127) is amax's power
 // of two over 4, so amax / scale lies in [8, 16). As in ggml, the power of two is
@@ -6265,8 +6280,8 @@ inline void dequantize_row(const block_mxfp4* QINFER_RESTRICT x, float* QINFER_R
 #if QINFER_X86_DISPATCH
 namespace detail::mxfp4 {
 
-// scale_of for four exponent bytes in int32 lanes: the normal case (e - 1) << 23 and the
-// subnormal one 2^21 << e, picked per lane.
+// scale_of for four blocks' exponent bytes (in int32 lanes): the normal case (e - 1) << 23
+// and the subnormal one 2^21 << e, picked per lane.
 QINFER_TARGET_AVX2 inline __m128 scales_of4(const block_mxfp4* w) noexcept {
     const __m128i e = _mm_setr_epi32(w[0].e, w[1].e, w[2].e, w[3].e);
     const __m128i normal = _mm_slli_epi32(_mm_sub_epi32(e, _mm_set1_epi32(1)), 23);
@@ -6281,9 +6296,10 @@ struct codebook {
     QINFER_TARGET_AVX2 static float scale(const block_mxfp4& w, const block_q8_0& a) noexcept {
         return x86::half(a.d) * scale_of(w.e);
     }
+    // Lanes 2, 3 get 1: a subnormal scale there (times the zeros of da) would cost a
+    // floating-point assist on every pair.
     QINFER_TARGET_AVX2 static __m128 scales2(const block_mxfp4* w, const block_q8_0* a) noexcept {
-        const __m128 dw = _mm_castsi128_ps(_mm_setr_epi32(static_cast<int>(std::bit_cast<std::uint32_t>(scale_of(w[0].e))),
-                                                          static_cast<int>(std::bit_cast<std::uint32_t>(scale_of(w[1].e))), 0, 0));
+        const __m128 dw = _mm_setr_ps(scale_table[w[0].e], scale_table[w[1].e], 1.0f, 1.0f);
         const __m128 da = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(std::uint32_t(a[0].d.bits) | (std::uint32_t(a[1].d.bits) << 16))));
         return _mm_mul_ps(da, dw);
     }

@@ -67,6 +67,14 @@ void check_quantize_edges(const oracle::ggml& g) {
     MESSAGE("mxfp4: edge-case blocks quantized identically to ggml for " << equal << "/" << ours.size());
 }
 
+#if QINFER_X86_DISPATCH
+QINFER_TARGET_AVX2 void store_scales(const block_mxfp4* w, const qinfer::block_q8_0* a, float* d8, float* d2) {
+    using cb = qinfer::detail::mxfp4::codebook;
+    _mm256_storeu_ps(d8, cb::scales8(w, a));
+    _mm_storeu_ps(d2, cb::scales2(w, a));
+}
+#endif
+
 // Every exponent byte 0..255 (subnormal scales, 2^127, the E8M0 NaN code 255) with random
 // codes: dequantized bits against ggml's to_float, the scalar dot against ggml's generic
 // kernel exactly, and every tier against ggml's vec_dot.
@@ -126,6 +134,29 @@ void check_all_exponents(const oracle::ggml& g) {
         exact += same;
         close += ok;
     }
+#if QINFER_X86_DISPATCH
+    // The block scales the AVX2 and AVX-512 kernels compute several at a time (scales8 is
+    // what the AVX-512 kernel uses; it needs only AVX2, so it is checked on AVX2 machines
+    // too): the bits of the scalar da * dw for every exponent.
+    qinfer::set_isa(qinfer::isa::avx512);
+    if (qinfer::active_isa() >= qinfer::isa::avx2) {
+        using cb = qinfer::detail::mxfp4::codebook;
+        int same = 0;
+        for (std::int64_t i = 0; i < nb; i += 8) {
+            alignas(32) float d8[8], d2[4];
+            store_scales(w.data() + i, a.data() + i, d8, d2);
+            for (int k = 0; k < 8; ++k) {
+                const float want = qinfer::to_float(a[i + k].d) * qinfer::detail::mxfp4::scale_of(w[i + k].e);
+                const float one = cb::scale(w[i + k], a[i + k]);
+                const bool ok = std::memcmp(&want, &d8[k], 4) == 0 && std::memcmp(&want, &one, 4) == 0 &&
+                                (k >= 2 || std::memcmp(&want, &d2[k], 4) == 0);
+                CHECK_MESSAGE(ok, "vector block scale differs from scalar at exponent " << (i + k));
+                same += ok;
+            }
+        }
+        MESSAGE("mxfp4: x86 block scales (scale, scales2, scales8) equal the scalar ones for " << same << "/" << nb << " exponents");
+    }
+#endif
     MESSAGE("mxfp4: exponents 0..255 dequantize bit-identical to ggml; dot on " << windows << " exponent windows: "
             << exact << " equal to ggml generic, " << close << " within tolerance on every tier");
 }
