@@ -11822,6 +11822,7 @@ QINFER_NAMESPACE_END
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 // ---- begin qinfer/tools/imatrix.hpp ----
@@ -12457,7 +12458,8 @@ inline type_id fallback_type(mix_state& qs, type_id t, std::int64_t ne0, bool& f
     return r;
 }
 
-// ggml_validate_row_data: no NaN / infinity in float data or in the fp16 scales of blocks.
+// ggml_validate_row_data: no NaN / infinity in float data or in the fp16 scales of blocks,
+// no E8M0 exponent 0xff (its NaN code) in MXFP4 blocks.
 inline bool valid_data(type_id t, std::span<const std::byte> bytes) {
     auto bad16 = [](std::uint16_t b) { return (b & 0x7c00u) == 0x7c00u; };
     switch (t) {
@@ -12491,6 +12493,10 @@ inline bool valid_data(type_id t, std::span<const std::byte> bytes) {
                 if constexpr (requires { b.dmin.bits; }) if (bad16(b.dmin.bits)) return false;
                 if constexpr (requires { b.m.bits; }) if (bad16(b.m.bits)) return false;
             }
+        }
+        if constexpr (std::is_same_v<B, block_mxfp4>) {
+            for (std::size_t i = 0; i < bytes.size() / sizeof(B); ++i)
+                if (std::to_integer<std::uint8_t>(bytes[i * sizeof(B) + offsetof(block_mxfp4, e)]) == 0xff) return false;
         }
         return true;
     });
