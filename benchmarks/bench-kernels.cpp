@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     using qinfer::type_id;
     const type_id formats[] = {type_id::f32, type_id::f16, type_id::bf16, type_id::q4_0, type_id::q4_1, type_id::q5_0,
                                type_id::q5_1, type_id::q8_0, type_id::q2_K, type_id::q3_K, type_id::q4_K, type_id::q5_K,
-                               type_id::q6_K, type_id::iq4_nl, type_id::iq4_xs};
+                               type_id::q6_K, type_id::iq4_nl, type_id::iq4_xs, type_id::mxfp4};
     const std::int64_t cols = 4096, rows = 64, n = cols * rows;
     std::mt19937 rng(42);
     std::normal_distribution<float> normal;

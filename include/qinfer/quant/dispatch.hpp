@@ -16,6 +16,7 @@
 #include "f32.hpp"
 #include "iq4_nl.hpp"
 #include "iq4_xs.hpp"
+#include "mxfp4.hpp"
 #include "q2_k.hpp"
 #include "q3_k.hpp"
 #include "q4_0.hpp"
@@ -46,7 +47,7 @@ constexpr bool has_kernels(type_id id) noexcept {
     case type_id::q8_0: case type_id::q8_1:
     case type_id::q2_K: case type_id::q3_K: case type_id::q4_K: case type_id::q5_K:
     case type_id::q6_K: case type_id::q8_K:
-    case type_id::iq4_nl: case type_id::iq4_xs:
+    case type_id::iq4_nl: case type_id::iq4_xs: case type_id::mxfp4:
         return true;
     default:
         return false;
@@ -76,6 +77,7 @@ decltype(auto) visit_type(type_id id, F&& f) {
     case type_id::q8_K: return std::forward<F>(f).template operator()<block_q8_K>();
     case type_id::iq4_nl: return std::forward<F>(f).template operator()<block_iq4_nl>();
     case type_id::iq4_xs: return std::forward<F>(f).template operator()<block_iq4_xs>();
+    case type_id::mxfp4: return std::forward<F>(f).template operator()<block_mxfp4>();
     default: break;
     }
     throw error("qinfer: no kernels for tensor type " + std::string(type_name(id)));

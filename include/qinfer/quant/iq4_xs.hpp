@@ -16,6 +16,7 @@
 #include "../core/cpu.hpp"
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
+#include "detail/codebook4.hpp"
 #include "detail/iq4.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
@@ -93,15 +94,8 @@ inline float dot(const block_iq4_xs* w, const block_q8_K* a, std::int64_t n) noe
     for (std::int64_t i = 0; i < n / 256; ++i) {
         const float d = to_float(w[i].d) * a[i].d;
         for (int g = 0; g < 8; ++g) {
-            const std::uint8_t* q = w[i].qs + 16 * g;
-            const std::int8_t* q8 = a[i].qs + 32 * g;
-            int s0 = 0, s1 = 0;
-            for (int j = 0; j < 16; ++j) {
-                s0 += q8[j] * iq4::levels[q[j] & 0x0f];
-                s1 += q8[j + 16] * iq4::levels[q[j] >> 4];
-            }
             const float dg = d * iq4::xs_scale(w[i], g);
-            sum += dg * static_cast<float>(s0 + s1);
+            sum += dg * static_cast<float>(codebook4::codes_dot32(w[i].qs + 16 * g, a[i].qs + 32 * g, iq4::levels));
         }
     }
     return sum;
@@ -111,22 +105,13 @@ inline float dot(const block_iq4_xs* w, const block_q8_K* a, std::int64_t n) noe
 
 namespace detail::simd {
 
-// The 16 products dl * level are computed once per group (the same roundings as per
-// weight); decoding is then one table lookup per weight.
+// Each group through decode_codes32 with its scale d * dl.
 template <class Arch = default_arch>
 inline void dequantize_row(const block_iq4_xs* QINFER_RESTRICT x, float* QINFER_RESTRICT y, std::int64_t n) noexcept {
-    alignas(64) float t[16];
     for (std::int64_t i = 0; i < n / 256; ++i) {
         const float d = to_float(x[i].d);
-        for (int g = 0; g < 8; ++g) {
-            scale_ints<Arch, 16>(iq4::levels32, d * iq4::xs_scale(x[i], g), t);
-            const std::uint8_t* p = x[i].qs + 16 * g;
-            float* o = y + i * 256 + 32 * g;
-            for (int j = 0; j < 16; ++j) {
-                o[j] = t[p[j] & 0x0f];
-                o[j + 16] = t[p[j] >> 4];
-            }
-        }
+        for (int g = 0; g < 8; ++g)
+            decode_codes32<Arch>(x[i].qs + 16 * g, iq4::levels32, d * iq4::xs_scale(x[i], g), y + i * 256 + 32 * g);
     }
 }
 

@@ -17,8 +17,9 @@
 // IQ4_XS do not bump them to Q5_K), Q2_K_S (which needs one) is available, and the output
 // gets llama-quantize's quantize.imatrix.* keys.
 //
-// Not supported: the file types with no qinfer kernels (IQ1/IQ2/IQ3, TQ*, MXFP4, Q1_0/Q2_0),
-// split models, COPY.
+// Not supported: the file types with no qinfer kernels (IQ1/IQ2/IQ3, TQ*, Q1_0/Q2_0),
+// MXFP4_MOE (qinfer has MXFP4 kernels but not llama.cpp's per-tensor rules for this file
+// type), split models, COPY.
 #pragma once
 
 #include <algorithm>
@@ -37,6 +38,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "../core/config.hpp"
@@ -123,7 +125,7 @@ inline constexpr std::array<unsupported_ftype, 16> unsupported_ftypes{{
     {"IQ3_M", "qinfer has no IQ3 kernels"},
     {"TQ1_0", "qinfer has no ternary kernels"},
     {"TQ2_0", "qinfer has no ternary kernels"},
-    {"MXFP4_MOE", "qinfer has no MXFP4 kernels"},
+    {"MXFP4_MOE", "qinfer does not implement its per-tensor type rules (MXFP4 experts only)"},
     {"Q1_0", "qinfer has no Q1_0 kernels"},
     {"Q2_0", "qinfer has no Q2_0 kernels"},
     {"COPY", "copying without quantizing is not implemented"},
@@ -423,7 +425,8 @@ inline type_id fallback_type(mix_state& qs, type_id t, std::int64_t ne0, bool& f
     return r;
 }
 
-// ggml_validate_row_data: no NaN / infinity in float data or in the fp16 scales of blocks.
+// ggml_validate_row_data: no NaN / infinity in float data or in the fp16 scales of blocks,
+// no E8M0 exponent 0xff (its NaN code) in MXFP4 blocks.
 inline bool valid_data(type_id t, std::span<const std::byte> bytes) {
     auto bad16 = [](std::uint16_t b) { return (b & 0x7c00u) == 0x7c00u; };
     switch (t) {
@@ -457,6 +460,10 @@ inline bool valid_data(type_id t, std::span<const std::byte> bytes) {
                 if constexpr (requires { b.dmin.bits; }) if (bad16(b.dmin.bits)) return false;
                 if constexpr (requires { b.m.bits; }) if (bad16(b.m.bits)) return false;
             }
+        }
+        if constexpr (std::is_same_v<B, block_mxfp4>) {
+            for (std::size_t i = 0; i < bytes.size() / sizeof(B); ++i)
+                if (std::to_integer<std::uint8_t>(bytes[i * sizeof(B) + offsetof(block_mxfp4, e)]) == 0xff) return false;
         }
         return true;
     });

@@ -10,6 +10,7 @@
 
 #include "../../core/config.hpp"
 #include "../../core/fp16.hpp"
+#include "codebook4.hpp"
 #include "importance.hpp"
 #include "rounding.hpp"
 
@@ -159,18 +160,9 @@ inline void quantize_groups(int nsub, const float* QINFER_RESTRICT x, int ntry, 
 }
 
 #if QINFER_X86_DISPATCH
-// The 16 levels in both 128-bit lanes, for byte-shuffle lookups.
-QINFER_TARGET_AVX2 inline __m256i levels_table() noexcept {
-    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(levels)));
-}
-
-// 16 packed bytes -> the levels of their 32 nibbles: low nibbles in bytes 0..15, high
-// nibbles in bytes 16..31 (the order both formats store weights j and j + 16 in).
-QINFER_TARGET_AVX2 inline __m256i lookup_levels(const std::uint8_t* p, __m256i table) noexcept {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0f));
-    return _mm256_shuffle_epi8(table, nib);
-}
+// The 16 levels in both 128-bit lanes, for byte-shuffle lookups (codebook4::lookup_levels).
+QINFER_TARGET_AVX2 inline __m256i levels_table() noexcept { return codebook4::table(levels); }
+using codebook4::lookup_levels;
 #endif
 
 }  // namespace detail::iq4

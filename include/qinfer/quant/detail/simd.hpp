@@ -40,5 +40,19 @@ inline void scale_ints_add(const std::int32_t* q, float d, float m, float* y) no
     }
 }
 
+// One group of 32 weights stored as 4-bit codes into 16 integer levels (IQ4_NL, IQ4_XS,
+// MXFP4): code j in the low nibble of qs[j] is weight j, in its high nibble weight j + 16.
+// The 16 products level * d are computed once (the same roundings as per weight); each
+// weight is then one table lookup.
+template <class Arch>
+inline void decode_codes32(const std::uint8_t* qs, const std::int32_t* levels, float d, float* y) noexcept {
+    alignas(64) float t[16];
+    scale_ints<Arch, 16>(levels, d, t);
+    for (int j = 0; j < 16; ++j) {
+        y[j] = t[qs[j] & 0x0f];
+        y[j + 16] = t[qs[j] >> 4];
+    }
+}
+
 }  // namespace detail::simd
 QINFER_NAMESPACE_END
