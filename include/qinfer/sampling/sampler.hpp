@@ -40,13 +40,6 @@ struct candidates {
         std::sort(items.begin(), items.end(), ranks_before);
         sorted = true;
     }
-    // Makes items[0, n) the n best candidates, in ranking order; the rest follow in no
-    // particular order. Costs about O(size + n log n), not a sort of everything.
-    void sort_prefix(std::size_t n) {
-        if (sorted) return;
-        if (n >= items.size()) { sort(); return; }
-        std::partial_sort(items.begin(), items.begin() + std::ptrdiff_t(n), items.end(), ranks_before);
-    }
     // Softmax over the current logits into p. Leaves the order alone; the sum runs in the
     // current order (in ranking order once sorted, as everything the chain keeps is).
     void softmax() {
