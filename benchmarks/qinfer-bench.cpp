@@ -14,6 +14,8 @@
 
 #include <qinfer/qinfer.hpp>
 
+#include "../examples/common/args.hpp"
+
 namespace {
 
 struct result {
@@ -37,24 +39,17 @@ result summarize(std::string test, int n, const std::vector<double>& seconds) {
 int main(int argc, char** argv) {
     std::string path, format = "md";
     int n_prompt = 512, n_gen = 128, threads = 0, reps = 3;
+    // llama-bench's names: -p and -n are token counts here, -r repetitions.
+    qinfer_tools::arg_parser args("qinfer-bench", "-m model.gguf [options]");
+    args.text({"-m", "--model"}, "FILE", "GGUF model", path)
+        .integer({"-p", "--n-prompt"}, "N", "prompt tokens for the pp test, 0 = skip (default 512)", n_prompt, 0)
+        .integer({"-n", "--n-gen"}, "N", "generated tokens for the tg test, 0 = skip (default 128)", n_gen, 0);
+    qinfer_tools::add_threads_option(args, threads);
+    args.integer({"-r", "--repetitions"}, "N", "repetitions (default 3)", reps, 1)
+        .text({"-o", "--output"}, "md|json", "output format (default md)", format)
+        .ignore_gpu_options();
+    if (const int rc = args.parse_or_exit_code(argc, argv); rc >= 0) return rc;
     try {
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            auto next = [&]() -> std::string {
-                if (i + 1 >= argc) throw qinfer::error("option " + a + " needs a value");
-                return argv[++i];
-            };
-            if (a == "-m") path = next();
-            else if (a == "-p") n_prompt = std::stoi(next());
-            else if (a == "-n") n_gen = std::stoi(next());
-            else if (a == "-t") threads = std::stoi(next());
-            else if (a == "-r") reps = std::max(1, std::stoi(next()));
-            else if (a == "-o") format = next();
-            else if (a == "-h" || a == "--help") {
-                std::printf("usage: qinfer-bench -m model.gguf [-p 512] [-n 128] [-t threads] [-r 3] [-o md|json]\n");
-                return 0;
-            } else throw qinfer::error("unknown option " + a);
-        }
         if (path.empty()) throw qinfer::error("-m model.gguf is required");
         if (format != "md" && format != "json") throw qinfer::error("-o must be md or json");
         using clock = std::chrono::steady_clock;

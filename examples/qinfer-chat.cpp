@@ -1,7 +1,8 @@
 // qinfer-chat — interactive chat with a GGUF model, in the model's own chat template.
 //
-//   qinfer-chat -m model.gguf [--system TEXT] [-n 256] [--temp T] [--top-k K] [--top-p P]
-//               [--min-p P] [--repeat-penalty R] [--seed S] [-t threads] [-c ctx]
+//   qinfer-chat -m model.gguf [-sys TEXT] [-n 256] [--temp T] [--top-k K] [--top-p P]
+//               [--min-p P] [--repeat-penalty R] [-s S] [-t threads] [-c ctx] [-v]
+//               (qinfer-chat --help lists every option; names as llama.cpp's, examples/common/args.hpp)
 //
 // One line of input is one user message; the reply streams as it is generated. The whole
 // conversation stays in one session: each turn only the new part of the formatted
@@ -15,33 +16,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include <qinfer/qinfer.hpp>
 #include <qinfer/text/chat_session.hpp>
 
-namespace {
-
-void usage(std::FILE* to) {
-    std::fprintf(to,
-                 "usage: qinfer-chat -m FILE.gguf [options]\n"
-                 "  -m, --model FILE        GGUF model with a chat template (key tokenizer.chat_template)\n"
-                 "      --system TEXT       system message\n"
-                 "  -n, --n-predict N       most tokens per reply (default 256)\n"
-                 "      --temp T            temperature, 0 = greedy (default 0.8)\n"
-                 "      --top-k K           (default 40)\n"
-                 "      --top-p P           (default 0.95)\n"
-                 "      --min-p P           (default 0.05)\n"
-                 "      --repeat-penalty R  (default 1.0 = off)\n"
-                 "      --seed S            random seed (default 42)\n"
-                 "  -t, --threads N         threads (default: all cores)\n"
-                 "  -c, --ctx-size N        context size (default: model's, at most 4096)\n"
-                 "  -v, --verbose           per-turn token counts and speed on stderr\n"
-                 "  -h, --help\n"
-                 "Type a message and press Enter. /reset starts over, /exit or Ctrl-D quits.\n");
-}
-
-}  // namespace
+#include "common/args.hpp"
 
 int main(int argc, char** argv) {
     std::string model_path, system;
@@ -50,35 +31,20 @@ int main(int argc, char** argv) {
     int max_tokens = 256, threads = 0;
     std::int64_t n_ctx = 0;
     bool verbose = false;
+    qinfer_tools::arg_parser args("qinfer-chat", "-m FILE.gguf [options]");
+    args.text({"-m", "--model"}, "FILE", "GGUF model with a chat template (key tokenizer.chat_template)", model_path)
+        .text({"-sys", "--system-prompt", "--system"}, "TEXT", "system message", system)
+        .integer({"-n", "--n-predict"}, "N", "most tokens per reply, -1 = until end of text or a full context (default 256)",
+                 max_tokens, -1);
+    qinfer_tools::add_sampling_options(args, sp);
+    qinfer_tools::add_threads_option(args, threads);
+    qinfer_tools::add_ctx_option(args, n_ctx, "context size (default: model's, at most 4096)");
+    args.flag({"-v", "--verbose"}, "per-turn token counts and speed on stderr", [&] { verbose = true; })
+        .ignore_gpu_options()
+        .epilogue("Type a message and press Enter. /reset starts over, /exit or Ctrl-D quits.");
+    if (const int rc = args.parse_or_exit_code(argc, argv); rc >= 0) return rc;
+    if (max_tokens < 0) max_tokens = std::numeric_limits<int>::max();  // the reply stops at a full context
     try {
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            auto value = [&]() -> std::string {
-                if (i + 1 >= argc) throw qinfer::error("option " + a + " needs a value");
-                return argv[++i];
-            };
-            auto number = [&]() {
-                const std::string v = value();
-                char* end = nullptr;
-                const double d = std::strtod(v.c_str(), &end);
-                if (end == v.c_str() || *end) throw qinfer::error("option " + a + ": '" + v + "' is not a number");
-                return d;
-            };
-            if (a == "-m" || a == "--model") model_path = value();
-            else if (a == "--system") system = value();
-            else if (a == "-n" || a == "--n-predict") max_tokens = int(number());
-            else if (a == "--temp") sp.temperature = float(number());
-            else if (a == "--top-k") sp.top_k = int(number());
-            else if (a == "--top-p") sp.top_p = float(number());
-            else if (a == "--min-p") sp.min_p = float(number());
-            else if (a == "--repeat-penalty") sp.repeat_penalty = float(number());
-            else if (a == "--seed") sp.seed = std::uint64_t(number());
-            else if (a == "-t" || a == "--threads") threads = int(number());
-            else if (a == "-c" || a == "--ctx-size") n_ctx = std::int64_t(number());
-            else if (a == "-v" || a == "--verbose") verbose = true;
-            else if (a == "-h" || a == "--help") { usage(stdout); return 0; }
-            else { usage(stderr); std::fprintf(stderr, "qinfer-chat: unknown option %s\n", a.c_str()); return 2; }
-        }
         if (model_path.empty()) throw qinfer::error("no model given (-m FILE.gguf); see --help");
         if (!std::filesystem::exists(model_path)) throw qinfer::error(model_path + ": no such file");
         auto model = std::make_shared<const qinfer::model>(model_path);

@@ -20,26 +20,9 @@
 #include <qinfer/eval/perplexity.hpp>
 #include <qinfer/qinfer.hpp>
 
-namespace {
+#include "common/args.hpp"
 
-void usage(std::FILE* to) {
-    std::fprintf(to,
-                 "usage: qinfer-perplexity -m FILE.gguf -f TEXT [options]\n"
-                 "  -m, --model FILE             GGUF model\n"
-                 "  -f, --file FILE              text to score (tokenized with BOS)\n"
-                 "  -c, --ctx-size N             tokens per chunk (default 512); the text needs 2*N tokens\n"
-                 "  -b, --batch-size N           tokens per evaluation call (default: N of -c)\n"
-                 "  -t, --threads N              threads (default: all cores)\n"
-                 "      --chunks N               score at most N chunks (default: all)\n"
-                 "      --kl-divergence-base F   without --kl-divergence: also save the log-probabilities of\n"
-                 "                               every scored position to F (qinfer's format, see\n"
-                 "                               include/qinfer/eval/perplexity.hpp)\n"
-                 "      --kl-divergence          compare the model with the base saved in F (the tokens and\n"
-                 "                               chunk size come from F; -f and -c are not needed)\n"
-                 "  -h, --help\n"
-                 "Per-chunk running perplexity goes to stdout as llama-perplexity prints it ([1]x,[2]y,...),\n"
-                 "progress to stderr.\n");
-}
+namespace {
 
 // Progress on stderr: a redrawn bar on a terminal, one line per chunk otherwise.
 struct progress {
@@ -76,35 +59,28 @@ int main(int argc, char** argv) {
     bool kld_mode = false;
     qinfer::eval::perplexity_options opt;
     int threads = 0;
+    qinfer_tools::arg_parser args("qinfer-perplexity", "-m FILE.gguf -f TEXT [options]");
+    args.text({"-m", "--model"}, "FILE", "GGUF model", model_path)
+        .text({"-f", "--file"}, "FILE", "text to score (tokenized with BOS)", text_path)
+        .integer({"-c", "--ctx-size"}, "N", "tokens per chunk (default 512); the text needs 2*N tokens", opt.n_ctx, 0)
+        .integer({"-b", "--batch-size"}, "N", "tokens per evaluation call (default: N of -c)", opt.n_batch, 0);
+    qinfer_tools::add_threads_option(args, threads);
+    args.integer({"--chunks"}, "N", "score at most N chunks (default: all)", opt.max_chunks, 1)
+        .text({"--kl-divergence-base"}, "F",
+              "without --kl-divergence: also save the log-probabilities of every scored position to F\n"
+              "                            (qinfer's format, see include/qinfer/eval/perplexity.hpp)",
+              kld_path)
+        .flag({"--kl-divergence"}, "compare the model with the base saved in F (the tokens and chunk size\n"
+                                   "                            come from F; -f and -c are not needed)",
+              [&] { kld_mode = true; })
+        .ignore_gpu_options()
+        .epilogue("Per-chunk running perplexity goes to stdout as llama-perplexity prints it ([1]x,[2]y,...),")
+        .epilogue("progress to stderr.");
+    if (const int rc = args.parse_or_exit_code(argc, argv); rc >= 0) return rc;
     try {
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            auto value = [&]() -> std::string {
-                if (i + 1 >= argc) throw qinfer::error("option " + a + " needs a value");
-                return argv[++i];
-            };
-            auto integer = [&]() {
-                const std::string v = value();
-                char* end = nullptr;
-                const long long n = std::strtoll(v.c_str(), &end, 10);
-                if (end == v.c_str() || *end) throw qinfer::error("option " + a + ": '" + v + "' is not an integer");
-                return n;
-            };
-            if (a == "-m" || a == "--model") model_path = value();
-            else if (a == "-f" || a == "--file") text_path = value();
-            else if (a == "-c" || a == "--ctx-size") opt.n_ctx = integer();
-            else if (a == "-b" || a == "--batch-size") opt.n_batch = integer();
-            else if (a == "-t" || a == "--threads") threads = int(integer());
-            else if (a == "--chunks") { opt.max_chunks = integer(); if (opt.max_chunks < 1) throw qinfer::error("--chunks must be at least 1"); }
-            else if (a == "--kl-divergence-base") kld_path = value();
-            else if (a == "--kl-divergence") kld_mode = true;
-            else if (a == "-h" || a == "--help") { usage(stdout); return 0; }
-            else { usage(stderr); std::fprintf(stderr, "qinfer-perplexity: unknown option %s\n", a.c_str()); return 2; }
-        }
         if (model_path.empty()) throw qinfer::error("no model given (-m FILE.gguf); see --help");
         if (kld_mode && kld_path.empty()) throw qinfer::error("--kl-divergence needs --kl-divergence-base FILE (saved logits of the base model)");
         if (!kld_mode && text_path.empty()) throw qinfer::error("no text given (-f FILE); see --help");
-        if (opt.n_batch < 0) throw qinfer::error("-b must be positive");
         if (!std::filesystem::exists(model_path)) throw qinfer::error(model_path + ": no such file");
 
         qinfer::eval::kld_base base;

@@ -1,12 +1,15 @@
 // qinfer-run — generate text from a GGUF model.
 //
-//   qinfer-run [-m model.gguf] [-p prompt] [-n tokens] [--temp T] [--top-k K] [--top-p P]
-//              [--min-p P] [--repeat-penalty R] [--seed S] [-t threads] [-c ctx] [--chat] [--trace]
+//   qinfer-run [-m model.gguf] [-p prompt | -f file] [-n tokens] [--temp T] [--top-k K] [--top-p P]
+//              [--min-p P] [--repeat-penalty R] [-s seed] [-r stop]... [-t threads] [-c ctx]
+//              [--chat] [--trace]          (qinfer-run --help lists every option)
 //
+// Options follow llama.cpp's llama-cli / llama-completion where they exist (examples/common/args.hpp).
 // Without -m it uses the default model: $QINFER_MODEL, else the small model trained on the King
 // James Bible that is committed in examples/models/ (see examples/models/README.md), else a
-// small random model it writes itself (and says so: its text is gibberish, but every code path
+// small random model it writes itself (and says so: its text is noise, but every code path
 // runs).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -17,28 +20,9 @@
 
 #include <qinfer/qinfer.hpp>
 
-namespace {
+#include "common/args.hpp"
 
-void usage(std::FILE* to) {
-    std::fprintf(to,
-                 "usage: qinfer-run [options]\n"
-                 "  -m, --model FILE        GGUF model (default: see below)\n"
-                 "  -p, --prompt TEXT       prompt (default: \"And God said\")\n"
-                 "  -n, --n-predict N       tokens to generate (default 64)\n"
-                 "      --temp T            temperature, 0 = greedy (default 0)\n"
-                 "      --top-k K           (default 40)\n"
-                 "      --top-p P           (default 0.95)\n"
-                 "      --min-p P           (default 0.05)\n"
-                 "      --repeat-penalty R  (default 1.0 = off)\n"
-                 "      --seed S            random seed (default 42)\n"
-                 "  -t, --threads N         threads (default: all cores)\n"
-                 "  -c, --ctx-size N        context size (default: model's, at most 4096)\n"
-                 "      --chat              wrap the prompt in the model's chat template\n"
-                 "      --trace             print each layer's output RMS and first values per position\n"
-                 "  -h, --help\n"
-                 "Default model: $QINFER_MODEL, else %s if present, else a synthetic random model.\n",
-                 QINFER_DEFAULT_MODEL);
-}
+namespace {
 
 // A tiny llama-architecture model with random weights and a byte-level SentencePiece
 // vocabulary, for machines with no model at all. Its output is noise by construction.
@@ -124,36 +108,26 @@ int main(int argc, char** argv) {
     int threads = 0;
     std::int64_t n_ctx = 0;
     bool chat = false, trace = false;
+    qinfer_tools::arg_parser args("qinfer-run");
+    args.text({"-m", "--model"}, "FILE", "GGUF model (default: see below)", model_path)
+        .text({"-p", "--prompt"}, "TEXT", "prompt (default: \"And God said\")", prompt)
+        .checked({"-f", "--file"}, "FILE", "read the prompt from FILE",
+                 [&](const std::string& o, const std::string& v) { prompt = qinfer_tools::read_file(o, v); })
+        .integer({"-n", "--n-predict"}, "N", "tokens to generate, -1 = until end of text or a full context (default 64)",
+                 gen.max_tokens, -1);
+    qinfer_tools::add_sampling_options(args, gen.sampling);
+    args.value({"-r", "--reverse-prompt"}, "TEXT", "stop before TEXT is generated (repeatable)",
+               [&](const std::string& v) { gen.stop.push_back(v); })
+        .value({"--stop"}, "TEXT", "the same as -r", [&](const std::string& v) { gen.stop.push_back(v); });
+    qinfer_tools::add_threads_option(args, threads);
+    qinfer_tools::add_ctx_option(args, n_ctx, "context size (default: model's, at most 4096)");
+    args.flag({"--chat"}, "wrap the prompt in the model's chat template", [&] { chat = true; })
+        .flag({"--trace"}, "print each layer's output RMS and first values per position", [&] { trace = true; })
+        .ignore_gpu_options()
+        .epilogue(std::string("Default model: $QINFER_MODEL, else ") + QINFER_DEFAULT_MODEL +
+                  " if present, else a synthetic random model.");
+    if (const int rc = args.parse_or_exit_code(argc, argv); rc >= 0) return rc;
     try {
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            auto value = [&]() -> std::string {
-                if (i + 1 >= argc) throw qinfer::error("option " + a + " needs a value");
-                return argv[++i];
-            };
-            auto number = [&]() {
-                const std::string v = value();
-                char* end = nullptr;
-                const double d = std::strtod(v.c_str(), &end);
-                if (end == v.c_str() || *end) throw qinfer::error("option " + a + ": '" + v + "' is not a number");
-                return d;
-            };
-            if (a == "-m" || a == "--model") model_path = value();
-            else if (a == "-p" || a == "--prompt") prompt = value();
-            else if (a == "-n" || a == "--n-predict") gen.max_tokens = int(number());
-            else if (a == "--temp") gen.sampling.temperature = float(number());
-            else if (a == "--top-k") gen.sampling.top_k = int(number());
-            else if (a == "--top-p") gen.sampling.top_p = float(number());
-            else if (a == "--min-p") gen.sampling.min_p = float(number());
-            else if (a == "--repeat-penalty") gen.sampling.repeat_penalty = float(number());
-            else if (a == "--seed") gen.sampling.seed = std::uint64_t(number());
-            else if (a == "-t" || a == "--threads") threads = int(number());
-            else if (a == "-c" || a == "--ctx-size") n_ctx = std::int64_t(number());
-            else if (a == "--chat") chat = true;
-            else if (a == "--trace") trace = true;
-            else if (a == "-h" || a == "--help") { usage(stdout); return 0; }
-            else { usage(stderr); std::fprintf(stderr, "qinfer-run: unknown option %s\n", a.c_str()); return 2; }
-        }
         if (model_path.empty()) model_path = default_model();
         auto model = std::make_shared<const qinfer::model>(model_path);
         const auto& cfg = model->config();
@@ -183,6 +157,11 @@ int main(int argc, char** argv) {
             text = qinfer::text::apply_chat_template(qinfer::text::detect_chat_template(*tmpl), std::span(&msg, 1), true);
             gen.parse_special = true;
         }
+        const bool until_end = gen.max_tokens < 0;
+        if (until_end) {  // as many as the context holds after the prompt
+            const auto n_prompt = std::int64_t(model->tokenizer().encode(text, gen.add_special, gen.parse_special).size());
+            gen.max_tokens = int(std::max<std::int64_t>(0, s.n_ctx() - n_prompt + 1));
+        }
         if (!chat) std::cout << prompt << std::flush;
         const auto r = qinfer::generate(s, text, gen, [](std::string_view t) {
             std::cout << t << std::flush;
@@ -192,7 +171,8 @@ int main(int argc, char** argv) {
         const double pp = r.prompt_seconds > 0 ? double(r.prompt_tokens.size()) / r.prompt_seconds : 0;
         const double tg = r.generate_seconds > 0 ? double(r.tokens.size()) / r.generate_seconds : 0;
         std::fprintf(stderr, "qinfer-run: prompt %zu tokens, %.1f t/s; generated %zu tokens, %.1f t/s (%s); %d threads\n",
-                     r.prompt_tokens.size(), pp, r.tokens.size(), tg, r.stop_reason.c_str(), s.n_threads());
+                     r.prompt_tokens.size(), pp, r.tokens.size(), tg,
+                     until_end && r.stop_reason == "max tokens" ? "context full" : r.stop_reason.c_str(), s.n_threads());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qinfer-run: %s\n", e.what());
         return 1;

@@ -10464,7 +10464,6 @@ QINFER_NAMESPACE_END
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <numeric>
 #include <random>
 #include <span>
 #include <unordered_map>
@@ -10479,20 +10478,31 @@ struct token_candidate {
     float p;  // filled by steps that need probabilities
 };
 
-// The working set a chain transforms: candidates (kept sorted by logit when `sorted`).
+// The order every step ranks candidates by: higher logit first, and on equal logits the
+// lower token id first. It is a total order (NaN logits aside), so any selection algorithm
+// gives the same ranking a stable sort of the vocabulary in id order would.
+inline bool ranks_before(const token_candidate& a, const token_candidate& b) {
+    return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+}
+
+// The working set a chain transforms: candidates, in ranking order when `sorted` (else in
+// whatever order the last step left them; a fresh set is in token id order).
 struct candidates {
     std::vector<token_candidate> items;
     bool sorted = false;
 
     void sort() {
         if (sorted) return;
-        std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.logit > b.logit; });
+        std::sort(items.begin(), items.end(), ranks_before);
         sorted = true;
     }
-    // Softmax over the current logits into p (sorted, so items[0] is the most likely).
+    // Softmax over the current logits into p. Leaves the order alone; the sum runs in the
+    // current order (in ranking order once sorted, as everything the chain keeps is).
     void softmax() {
-        sort();
-        const float max = items.empty() ? 0.0f : items[0].logit;
+        if (items.empty()) return;
+        float max = items[0].logit;
+        if (!sorted)
+            for (const auto& c : items) max = std::max(max, c.logit);
         double sum = 0;
         for (auto& c : items) sum += (c.p = std::exp(c.logit - max));
         for (auto& c : items) c.p = float(c.p / sum);
@@ -10503,6 +10513,10 @@ class sampler_step {
 public:
     virtual ~sampler_step() = default;
     virtual void apply(candidates& c) = 0;
+    // A shortcut for the first step of a chain: builds into `out` what apply would make of
+    // the fresh candidate set (every token, in id order) straight from the logits, without
+    // building that set. False where the step has none; the chain then builds the set.
+    virtual bool apply_to_logits(std::span<const float> /*logits*/, candidates& /*out*/) { return false; }
     virtual void accept(std::int32_t /*token*/) {}
     virtual void reset() {}
 };
@@ -10540,50 +10554,123 @@ private:
     std::deque<std::int32_t> recent_;
 };
 
+// The k best candidates, in ranking order. One pass keeps the k best seen so far in a heap
+// whose top is the worst of them: over a large vocabulary nearly every candidate is
+// rejected by one comparison with that top, so this costs about one read of the logits.
 class top_k final : public sampler_step {
 public:
     explicit top_k(int k) : k_(k) {}
     void apply(candidates& c) override {
         if (k_ <= 0 || std::size_t(k_) >= c.items.size()) return;
-        c.sort();
-        c.items.resize(std::size_t(k_));
+        const std::size_t k = std::size_t(k_);
+        if (c.sorted) { c.items.resize(k); return; }
+        heap_.assign(c.items.begin(), c.items.begin() + std::ptrdiff_t(k));
+        std::make_heap(heap_.begin(), heap_.end(), ranks_before);
+        for (std::size_t i = k; i < c.items.size(); ++i) {
+            if (!ranks_before(c.items[i], heap_.front())) continue;
+            std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+            heap_.back() = c.items[i];
+            std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+        }
+        std::sort_heap(heap_.begin(), heap_.end(), ranks_before);
+        c.items.assign(heap_.begin(), heap_.end());
+        c.sorted = true;
+    }
+    // The same pass over the raw logits: a later token with a logit equal to the heap's
+    // worst ranks after it (higher id), so a plain `>` decides.
+    bool apply_to_logits(std::span<const float> logits, candidates& out) override {
+        if (k_ <= 0 || std::size_t(k_) >= logits.size()) return false;
+        const std::size_t k = std::size_t(k_);
+        heap_.resize(k);
+        for (std::size_t i = 0; i < k; ++i) heap_[i] = {std::int32_t(i), logits[i], 0.0f};
+        std::make_heap(heap_.begin(), heap_.end(), ranks_before);
+        float worst = heap_.front().logit;
+        const float* x = logits.data();
+        const std::size_t n = logits.size();
+        for (std::size_t b = k; b < n; b += 64) {  // blocks of 64: most hold no logit above `worst`
+            const std::size_t e = std::min(n, b + 64);
+            float m = worst;
+            for (std::size_t i = b; i < e; ++i) m = x[i] > m ? x[i] : m;  // vectorizes
+            if (!(m > worst)) continue;
+            for (std::size_t i = b; i < e; ++i) {
+                if (!(x[i] > worst)) continue;
+                std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+                heap_.back() = {std::int32_t(i), x[i], 0.0f};
+                std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+                worst = heap_.front().logit;
+            }
+        }
+        std::sort_heap(heap_.begin(), heap_.end(), ranks_before);
+        out.items.assign(heap_.begin(), heap_.end());
+        out.sorted = true;
+        return true;
     }
 
 private:
     int k_;
+    std::vector<token_candidate> heap_;
 };
 
-// Smallest set of most likely tokens whose probabilities sum to at least p.
+// Smallest set of most likely tokens whose probabilities sum to at least p. Sorts only as
+// much of the ranking as the sum needs: a first block, then blocks four times larger.
 class top_p final : public sampler_step {
 public:
     explicit top_p(float p) : p_(p) {}
     void apply(candidates& c) override {
         if (p_ >= 1.0f || c.items.empty()) return;
         c.softmax();
+        const std::size_t n = c.items.size();
         double cum = 0;
-        std::size_t keep = c.items.size();
-        for (std::size_t i = 0; i < c.items.size(); ++i) {
-            cum += c.items[i].p;
-            if (cum >= p_) { keep = i + 1; break; }
+        std::size_t done = 0, block = c.sorted ? n : std::min<std::size_t>(n, 256);
+        for (;;) {
+            if (!c.sorted) {  // rank items[done, block): all of them come after items[0, done)
+                std::partial_sort(c.items.begin() + std::ptrdiff_t(done), c.items.begin() + std::ptrdiff_t(block),
+                                  c.items.end(), ranks_before);
+                if (block == n) c.sorted = true;
+            }
+            for (; done < block; ++done) {
+                cum += c.items[done].p;
+                if (cum >= p_) {
+                    c.items.resize(done + 1);
+                    c.sorted = true;
+                    return;
+                }
+            }
+            if (block == n) return;
+            block = std::min(n, block * 4);
         }
-        c.items.resize(keep);
     }
 
 private:
     float p_;
 };
 
-// Drops tokens less likely than min_p times the most likely one.
+// Drops tokens less likely than min_p times the most likely one (always keeps the most
+// likely). The survivors are a prefix of the ranking, so only they are sorted.
 class min_p final : public sampler_step {
 public:
     explicit min_p(float p) : p_(p) {}
     void apply(candidates& c) override {
         if (p_ <= 0.0f || c.items.empty()) return;
         c.softmax();
-        const float floor = c.items[0].p * p_;
-        std::size_t keep = 1;
-        while (keep < c.items.size() && c.items[keep].p >= floor) ++keep;
-        c.items.resize(keep);
+        if (c.sorted) {
+            const float floor = c.items[0].p * p_;
+            std::size_t keep = 1;
+            while (keep < c.items.size() && c.items[keep].p >= floor) ++keep;
+            c.items.resize(keep);
+            return;
+        }
+        const auto best = std::min_element(c.items.begin(), c.items.end(), ranks_before);
+        const float floor = best->p * p_;
+        if (floor > best->p) {  // p > 1: only the most likely survives
+            const token_candidate only = *best;
+            c.items.assign(1, only);
+        } else {
+            c.items.erase(std::remove_if(c.items.begin(), c.items.end(), [&](const auto& t) { return !(t.p >= floor); }),
+                          c.items.end());
+            std::sort(c.items.begin(), c.items.end(), ranks_before);
+        }
+        c.sorted = true;
     }
 
 private:
@@ -10622,10 +10709,14 @@ class sampler_chain {
 public:
     explicit sampler_chain(bool greedy = true, std::uint64_t seed = 0x5eed) : greedy_(greedy), rng_(seed) {}
 
-    // The usual chain: penalties -> top-k -> top-p -> min-p -> temperature -> draw.
+    // The usual chain: penalties -> top-k -> top-p -> min-p -> temperature -> draw. The
+    // penalties step is left out where all three penalties are off (it would change nothing),
+    // so top-k, first, selects straight from the logits.
     static sampler_chain from_params(const sampler_params& p) {
         sampler_chain chain(p.temperature <= 0.0f, p.seed);
-        chain.add(std::make_unique<sampling::penalties>(p.repeat_last_n, p.repeat_penalty, p.frequency_penalty, p.presence_penalty));
+        if (p.repeat_last_n != 0 && (p.repeat_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f))
+            chain.add(std::make_unique<sampling::penalties>(p.repeat_last_n, p.repeat_penalty, p.frequency_penalty,
+                                                            p.presence_penalty));
         if (p.temperature > 0.0f) {
             chain.add(std::make_unique<sampling::top_k>(p.top_k));
             chain.add(std::make_unique<sampling::top_p>(p.top_p));
@@ -10642,10 +10733,17 @@ public:
 
     std::int32_t sample(std::span<const float> logits) {
         if (logits.empty()) throw error("qinfer: sampling needs logits");
-        work_.items.resize(logits.size());
-        for (std::size_t i = 0; i < logits.size(); ++i) work_.items[i] = {std::int32_t(i), logits[i], 0.0f};
-        work_.sorted = false;
-        for (auto& s : steps_) s->apply(work_);
+        if (greedy_ && steps_.empty())  // first maximum: ties go to the lower id
+            return std::int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        std::size_t first = 0;
+        if (!steps_.empty() && steps_[0]->apply_to_logits(logits, work_)) {
+            first = 1;
+        } else {
+            work_.items.resize(logits.size());
+            for (std::size_t i = 0; i < logits.size(); ++i) work_.items[i] = {std::int32_t(i), logits[i], 0.0f};
+            work_.sorted = false;
+        }
+        for (std::size_t i = first; i < steps_.size(); ++i) steps_[i]->apply(work_);
         std::int32_t token;
         if (greedy_) {
             // First maximum, like llama.cpp's greedy sampler (ties go to the lower id).
@@ -10653,11 +10751,7 @@ public:
                                          [](const auto& a, const auto& b) { return a.logit < b.logit; });
             token = best->id;
         } else {
-            work_.softmax();
-            std::vector<float> w(work_.items.size());
-            for (std::size_t i = 0; i < w.size(); ++i) w[i] = work_.items[i].p;
-            std::discrete_distribution<std::size_t> pick(w.begin(), w.end());
-            token = work_.items[pick(rng_)].id;
+            token = draw();
         }
         return token;
     }
@@ -10669,6 +10763,38 @@ public:
 
     void reset() {
         for (auto& s : steps_) s->reset();
+    }
+
+    // A uniform double in [0, 1) from one mt19937_64 output x: x / 2^64, x rounded to the
+    // nearest double, and 1 - 2^-53 where that rounds up to 1.
+    static double unit(std::mt19937_64& rng) {
+        const double u = double(rng()) * 0x1.0p-64;
+        return u < 1.0 ? u : 0x1.fffffffffffffp-1;
+    }
+
+private:
+    // One weighted draw over the candidates in ranking order: weights p / sum(p),
+    // cumulative sums c_i (the last set to exactly 1), the first i with c_i >= unit(rng_).
+    // The engine's output sequence is fixed by the C++ standard and this mapping is written
+    // here, so a seed gives the same tokens with every standard library; it is the mapping
+    // libstdc++'s std::discrete_distribution uses, so tokens are also the same as before
+    // (std::discrete_distribution itself is implementation-defined: libc++ differs).
+    // Walks the ranking order: a set no step has sorted (top-k, top-p and min-p all off) is
+    // sorted here, once per token, as before.
+    std::int32_t draw() {
+        work_.sort();
+        work_.softmax();
+        const std::size_t n = work_.items.size();
+        if (n < 2) return work_.items[0].id;
+        double total = 0;
+        for (const auto& t : work_.items) total += double(t.p);
+        const double u = unit(rng_);
+        double cum = 0;
+        for (std::size_t i = 0; i + 1 < n; ++i) {
+            cum += double(work_.items[i].p) / total;
+            if (cum >= u) return work_.items[i].id;
+        }
+        return work_.items[n - 1].id;
     }
 
 private:
