@@ -21,7 +21,7 @@
 namespace mtest {
 
 struct synthetic_shape {
-    std::string arch;       // llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3
+    std::string arch;       // llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss
     std::string vocab_file; // a vocabulary GGUF from ../shared/refdata/vocab
     std::int64_t n_embd = 256, n_layer = 2, n_head = 4, n_head_kv = 2, head_dim = 64, n_ff = 768;
     bool tied = false;      // no output.weight: the head reuses token_embd
@@ -38,6 +38,7 @@ struct synthetic_shape {
     float rope_linear = 0;            // rope.scaling.type linear with this factor (0: no key)
     bool fused = false;               // attn_qkv and a gate/up ffn_up (phi3)
     bool rope_long_short = false;     // rope_factors_long / _short, original context 128, attn_factor (phi3)
+    float rope_yarn = 0;              // rope.scaling.type yarn with this factor, original context 64 (gpt-oss)
     std::int64_t n_expert_tensors = 0;  // experts in the 3-D tensors, if not n_expert (malformed files)
     std::function<void(qinfer::gguf::writer&)> edit = {};  // last changes to the metadata (malformed files)
 };
@@ -74,6 +75,11 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
     if (s.rope_linear > 0) {
         w.set(a + ".rope.scaling.type", std::string("linear"));
         w.set(a + ".rope.scaling.factor", s.rope_linear);
+    }
+    if (s.rope_yarn > 0) {
+        w.set(a + ".rope.scaling.type", std::string("yarn"));
+        w.set(a + ".rope.scaling.factor", s.rope_yarn);
+        w.set(a + ".rope.scaling.original_context_length", std::uint32_t(64));
     }
     if (s.rope_long_short) {
         w.set(a + ".rope.scaling.original_context_length", std::uint32_t(128));
@@ -117,6 +123,7 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
         tensor("rope_factors_short.weight", {s.head_dim / 2}, [&] { return 1.0f + 0.05f * float(j++); });
     }
     const bool qk_norm = s.arch == "qwen3" || s.arch == "qwen3moe" || s.arch == "gemma3";
+    const bool gpt_oss = s.arch == "gpt-oss";  // biases everywhere, sinks, its FFN norm's name
     const std::int64_t n_ff_exp = s.n_ff_exp > 0 ? s.n_ff_exp : s.n_ff;
     for (std::int64_t l = 0; l < s.n_layer; ++l) {
         const std::string b = "blk." + std::to_string(l) + ".";
@@ -130,7 +137,11 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
         }
         tensor(b + "attn_output.weight", {q_dim, s.n_embd}, gauss(1.0f / std::sqrt(float(q_dim))));
         if (sandwich) tensor(b + "post_attention_norm.weight", {s.n_embd}, near_one);
-        if (s.arch == "qwen2") {
+        if (gpt_oss) {
+            tensor(b + "attn_output.bias", {s.n_embd}, gauss(0.2f));
+            tensor(b + "attn_sinks.weight", {s.n_head}, gauss(1.0f));
+        }
+        if (s.arch == "qwen2" || gpt_oss) {
             tensor(b + "attn_q.bias", {q_dim}, gauss(0.2f));
             tensor(b + "attn_k.bias", {kv_dim}, gauss(0.2f));
             tensor(b + "attn_v.bias", {kv_dim}, gauss(0.2f));
@@ -139,9 +150,15 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
             tensor(b + "attn_q_norm.weight", {s.head_dim}, near_one);
             tensor(b + "attn_k_norm.weight", {s.head_dim}, near_one);
         }
-        tensor(b + "ffn_norm.weight", {s.n_embd}, near_one);
+        tensor(b + (gpt_oss ? "post_attention_norm.weight" : "ffn_norm.weight"), {s.n_embd}, near_one);
         if (s.n_expert > 0) {
             tensor(b + "ffn_gate_inp.weight", {s.n_embd, s.n_expert}, gauss(s.router_sd * in_sd));
+            if (gpt_oss) {
+                tensor(b + "ffn_gate_inp.bias", {s.n_expert}, gauss(0.5f));
+                tensor(b + "ffn_gate_exps.bias", {n_ff_exp, s.n_expert}, gauss(0.2f));
+                tensor(b + "ffn_up_exps.bias", {n_ff_exp, s.n_expert}, gauss(0.2f));
+                tensor(b + "ffn_down_exps.bias", {s.n_embd, s.n_expert}, gauss(0.2f));
+            }
             const std::int64_t ne = s.n_expert_tensors > 0 ? s.n_expert_tensors : s.n_expert;
             tensor(b + "ffn_gate_exps.weight", {s.n_embd, n_ff_exp, ne}, gauss(in_sd));
             tensor(b + "ffn_up_exps.weight", {s.n_embd, n_ff_exp, ne}, gauss(in_sd));

@@ -63,3 +63,21 @@ TEST_CASE("architecture phi3 (fused attn_qkv and gate/up, LongRoPE factors and a
     s.window = 8;            // llama.cpp runs phi3 with full attention whatever the file says
     mtest::run_arch(s, 15, row_types);
 }
+
+TEST_CASE("architecture gpt-oss (sinks, YaRN x4, biases, clamped SwiGLU experts, softmax over the top 2, window 8 on even layers)") {
+    mtest::synthetic_shape s{"gpt-oss", vocab("gpt-2")};
+    s.n_head = 8;
+    s.n_head_kv = 2;
+    s.n_expert = 8;
+    s.n_expert_used = 2;
+    s.n_ff_exp = 128;
+    s.window = 8;
+    s.rope_yarn = 4.0f;
+    s.rope_freq_base = 150000.0f;
+    // llama.cpp's MXFP4_MOE file type: the experts in MXFP4, the other matrices in Q8_0.
+    const mtest::file_type types[] = {
+        row_types[0], row_types[1], row_types[2], {"MXFP4_MOE", oracle::ftype_mxfp4_moe, mtest::eight_bit},
+        row_types[3], row_types[4],
+    };
+    mtest::run_arch(s, 16, types);
+}

@@ -74,7 +74,7 @@ inline llama_kv_override kv_str(const char* key, const std::string& v) {
 enum llama_ftype : std::int32_t {
     ftype_f32 = 0, ftype_f16 = 1, ftype_q4_0 = 2, ftype_q4_1 = 3, ftype_q8_0 = 7, ftype_q5_0 = 8, ftype_q5_1 = 9,
     ftype_q2_k = 10, ftype_q3_k_s = 11, ftype_q3_k_m = 12, ftype_q3_k_l = 13, ftype_q4_k_s = 14, ftype_q4_k_m = 15,
-    ftype_q5_k_s = 16, ftype_q5_k_m = 17, ftype_q6_k = 18, ftype_q2_k_s = 21, ftype_iq4_nl = 25, ftype_iq4_xs = 30, ftype_bf16 = 32,
+    ftype_q5_k_s = 16, ftype_q5_k_m = 17, ftype_q6_k = 18, ftype_q2_k_s = 21, ftype_iq4_nl = 25, ftype_iq4_xs = 30, ftype_bf16 = 32, ftype_mxfp4_moe = 38,
 };
 
 class llama_quantizer {

@@ -21,8 +21,9 @@ enum class norm_placement {
     sandwich,  // x += post_norm(f(norm(x)))            (gemma2, gemma3)
 };
 
-// The gated feed-forward activation: act(gate) * up.
-enum class ffn_activation { silu, gelu_tanh };
+// The gated feed-forward activation: act(gate) * up; swiglu_oai is gpt-oss's clamped form,
+// min(g, 7) * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1).
+enum class ffn_activation { silu, gelu_tanh, swiglu_oai };
 
 // Whether the feed-forward block is dense, a mixture of experts, or either as the file says.
 enum class ffn_kind { dense, experts, either };
@@ -35,6 +36,8 @@ struct arch_defaults {
     static constexpr ffn_kind ffn = ffn_kind::dense;
     static constexpr bool qk_norm = false;      // RMSNorm over each q and k head before RoPE
     static constexpr bool embd_scale = false;   // embeddings times sqrt(n_embd)
+    static constexpr bool attn_sinks = false;   // a learned per-head sink logit in the softmax
+    static constexpr std::string_view ffn_norm_name = "ffn_norm";
     static void configure(model_config&, const gguf::reader&) {}
 };
 
@@ -120,6 +123,26 @@ struct arch_phi3 : arch_defaults {  // Phi-3 / Phi-4: fused attn_qkv and gate/up
     }
 };
 
+struct arch_gpt_oss : arch_defaults {  // gpt-oss: sinks, YaRN, clamped SwiGLU experts with biases
+    static constexpr std::string_view name = "gpt-oss";
+    static constexpr rope_layout rope = rope_layout::neox;
+    static constexpr ffn_activation activation = ffn_activation::swiglu_oai;
+    static constexpr ffn_kind ffn = ffn_kind::experts;
+    static constexpr bool attn_sinks = true;
+    static constexpr std::string_view ffn_norm_name = "post_attention_norm";  // the FFN's pre-norm
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto window = detail::get_int_in(r, p + "attention.sliding_window", 1, std::int64_t(1) << 31);
+        if (!window) throw error(r.path() + ": missing hyper-parameter " + p + "attention.sliding_window");
+        const auto period = detail::get_int_in(r, p + "attention.sliding_window_pattern", 0, std::int64_t(1) << 31).value_or(2);
+        const float local_base = detail::get_positive_float(r, p + "rope.freq_base_swa").value_or(c.rope_freq_base);
+        detail::set_window_pattern(c, *window, period, local_base, c.rope_freq_scale);
+        c.kq_scale = 1.0f / std::sqrt(float(c.n_rot));
+        c.gating = expert_gating::softmax_over_chosen;
+        c.expert_weights_norm = false;
+    }
+};
+
 // Calls f.template operator()<Arch>() for the architecture named in the file; false if
 // the name is not supported.
 template <class F>
@@ -131,10 +154,11 @@ bool visit_arch(std::string_view name, F&& f) {
     if (name == arch_gemma2::name) { f.template operator()<arch_gemma2>(); return true; }
     if (name == arch_gemma3::name) { f.template operator()<arch_gemma3>(); return true; }
     if (name == arch_phi3::name) { f.template operator()<arch_phi3>(); return true; }
+    if (name == arch_gpt_oss::name) { f.template operator()<arch_gpt_oss>(); return true; }
     return false;
 }
 
-inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3";
+inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss";
 
 // Reads and checks the hyper-parameters; throws qinfer::error naming the missing or
 // inconsistent key.

@@ -3,6 +3,7 @@
 // `layer_config` per layer, so the forward pass never asks the file again.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "../core/error.hpp"
 #include "../gguf/reader.hpp"
+#include "../ops/moe.hpp"
 #include "../ops/rope.hpp"
 
 QINFER_NAMESPACE_BEGIN
@@ -37,7 +39,8 @@ struct model_config {
     float rope_freq_base = 10000.0f;
     float rope_freq_scale = 1.0f;
     float rope_attn_factor = 1.0f;       // multiplies RoPE's cos / sin (rope.scaling.attn_factor)
-    std::int64_t n_ctx_orig = 0;         // rope.scaling.original_context_length (long / short factors)
+    std::int64_t n_ctx_orig = 0;         // rope.scaling.original_context_length (long / short factors, YaRN)
+    bool rope_yarn = false;              // rope.scaling.type yarn: YaRN's ramp with beta_fast 32, beta_slow 1
 
     // Attention: scores = softcap(q_scale·q · k) · kq_scale, then softmax.
     float q_scale = 1.0f;                // applied to the query before the cache's rounding (gemma, phi3)
@@ -51,6 +54,7 @@ struct model_config {
     std::int64_t n_expert_used = 0;
     std::int64_t n_ff_exp = 0;           // each expert's feed-forward width
     bool expert_weights_norm = true;     // renormalise the chosen experts' weights to sum 1
+    expert_gating gating = expert_gating::softmax;
 
     std::vector<layer_config> layers;
 };
@@ -142,14 +146,26 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
     c.rms_eps = get_float(r, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
     c.rope_freq_base = get_positive_float(r, p + "rope.freq_base").value_or(10000.0f);
     if (const auto type = r.get<std::string_view>(p + "rope.scaling.type"); type && *type != "none") {
-        if (*type != "linear") throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear)");
+        if (*type != "linear" && *type != "yarn")
+            throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear, yarn)");
         const float factor = get_float(r, p + "rope.scaling.factor").value_or(1.0f);
         if (!(factor > 0.0f)) throw error(r.path() + ": " + p + "rope.scaling.factor must be > 0");
         c.rope_freq_scale = 1.0f / factor;
+        c.rope_yarn = *type == "yarn";
     } else if (const auto factor = get_positive_float(r, p + "rope.scale_linear")) {
         c.rope_freq_scale = 1.0f / *factor;
     }
     c.rope_attn_factor = get_positive_float(r, p + "rope.scaling.attn_factor").value_or(1.0f);
+    if (c.rope_yarn && r.contains(p + "rope.scaling.yarn_log_multiplier"))
+        throw error(r.path() + ": " + p + "rope.scaling.yarn_log_multiplier is not supported");
+    if (c.rope_yarn) {
+        // llama.cpp's YaRN magnitude: its context scales cos / sin by mscale(factor) and then by
+        // 1 / (1 + 0.1 ln factor), which the RoPE kernel's own 1 + 0.1 ln factor undoes again;
+        // the float products are kept as it computes them.
+        const float factor = 1.0f / c.rope_freq_scale;
+        const float mscale = factor <= 1.0f ? 1.0f : 0.1f * std::log(factor) + 1.0f;
+        c.rope_attn_factor = mscale * (1.0f / (1.0f + 0.1f * std::log(factor))) * c.rope_attn_factor;
+    }
     c.n_ctx_orig = get_int_in(r, p + "rope.scaling.original_context_length", 1, std::int64_t(1) << 31).value_or(c.n_ctx_train);
 
     // Dense models have feed_forward_length; mixture-of-experts files may give only the
@@ -157,9 +173,9 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
     c.n_expert = get_int_in(r, p + "expert_count", 0, 1024).value_or(0);
     c.n_expert_used = get_int_in(r, p + "expert_used_count", 0, 1024).value_or(0);
     if (c.n_expert > 0) {
-        if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert)
+        if (c.n_expert_used <= 0 || c.n_expert_used > std::min<std::int64_t>(c.n_expert, 64))
             throw error(r.path() + ": " + p + "expert_used_count = " + std::to_string(c.n_expert_used) +
-                        " must be in [1, expert_count = " + std::to_string(c.n_expert) + "]");
+                        " must be in [1, min(64, expert_count = " + std::to_string(c.n_expert) + ")]");
         c.n_ff = get_int_in(r, p + "feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
         c.n_ff_exp = get_int_in(r, p + "expert_feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
         if (c.n_ff_exp == 0) {

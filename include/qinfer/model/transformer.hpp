@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,7 @@ inline void add_residual(std::vector<float>& x, const std::vector<float>& o, std
 template <ffn_activation A>
 inline void gated_activation(float* gate, const float* up, std::int64_t n) noexcept {
     if constexpr (A == ffn_activation::gelu_tanh) geglu(gate, up, n);
+    else if constexpr (A == ffn_activation::swiglu_oai) swiglu_oai(gate, up, n);
     else swiglu(gate, up, n);
 }
 
@@ -108,6 +110,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     rp.layout = Arch::rope;
     rp.n_rot = int(c.n_rot);
     rp.attn_factor = c.rope_attn_factor;
+    rp.ext_factor = c.rope_yarn ? 1.0f : 0.0f;
     if (!w.rope_freqs.empty()) rp.freq_factors = w.rope_freqs.data();
     else if (!w.rope_long.empty() && cache.n_ctx() > c.n_ctx_orig) rp.freq_factors = w.rope_long.data();
     else if (!w.rope_short.empty()) rp.freq_factors = w.rope_short.data();
@@ -125,6 +128,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         rope_params p = rp;
         p.freq_base = rope_kinds[r].first;
         p.freq_scale = rope_kinds[r].second;
+        if (c.rope_yarn) rope_yarn_corr_dims(p.n_rot, c.n_ctx_orig, p.freq_base, 32.0f, 1.0f, p.corr_lo, p.corr_hi);
         for (std::int64_t t = 0; t < n; ++t) rope_angles(p, n_past + t, s.rope.data() + (std::int64_t(r) * n + t) * c.n_rot);
     }
 
@@ -170,9 +174,10 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
             const kv_layer_view<T> kv = cache.layer<T>(il);
             auto head = [&](int h) {
                 float* scores = s.scores.data() + std::int64_t(h) * n_ctx_used;
+                const float sink = L.attn_sinks.empty() ? -std::numeric_limits<float>::infinity() : L.attn_sinks[std::size_t(h)];
                 for (std::int64_t t = 0; t < n; ++t)
                     attend_head(kv, s.q.data() + t * q_dim + h * hd, int(h / group), int(hd), n_past + t, ap, scores,
-                                s.att.data() + t * q_dim + h * hd);
+                                s.att.data() + t * q_dim + h * hd, sink);
             };
             if (c.n_head * n * n_ctx_used * hd < (std::int64_t(1) << 16))  // too little work to share
                 for (int h = 0; h < int(c.n_head); ++h) head(h);
@@ -194,8 +199,9 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
         if (L.experts) {
-            const moe_layer ml{&L.experts.router, L.experts.gate, L.experts.up, L.experts.down, int(c.n_expert_used),
-                               c.expert_weights_norm};
+            const expert_weights& E = L.experts;
+            const moe_layer ml{&E.router, E.router_bias, E.gate, E.up, E.down, E.gate_bias, E.up_bias, E.down_bias,
+                               int(c.n_expert_used), c.gating, c.expert_weights_norm};
             moe_ffn(ml, s.xn.data(), n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
         } else {
             matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);

@@ -25,6 +25,8 @@ QINFER_NAMESPACE_BEGIN
 struct expert_weights {
     tensor_view router;                        // ffn_gate_inp: [n_embd, n_expert]
     std::vector<tensor_view> gate, up, down;   // one view per expert, sliced from the 3-D tensors
+    std::vector<float> router_bias;            // biases (gpt-oss), expert-major; or empty
+    std::vector<float> gate_bias, up_bias, down_bias;
     explicit operator bool() const noexcept { return bool(router); }
 };
 
@@ -34,6 +36,7 @@ struct layer_weights {
     std::vector<float> attn_norm, ffn_norm;  // pre-norms
     std::vector<float> attn_post_norm, ffn_post_norm;  // sandwich norms (gemma)
     std::vector<float> q_norm, k_norm;       // per-head q/k RMSNorm (qwen3, gemma3)
+    std::vector<float> attn_sinks;           // per-head sink logits (gpt-oss)
     tensor_view w_gate, w_up, w_down;        // dense gated FFN (gate/up may halve a fused ffn_up)
     expert_weights experts;                  // mixture of experts instead of the dense FFN
 };
@@ -87,20 +90,22 @@ public:
         return tensor_view{t->type, t->ne, t->data};
     }
 
-    // A 1-D vector of n floats (norm weights, biases), converted to f32 if stored otherwise.
-    std::vector<float> vector(const std::string& name, std::int64_t n, bool required = true) const {
+    // A 1-D vector of n floats (norm weights, biases), or with rows > 1 a [n, rows] matrix read
+    // row after row (per-expert biases); converted to f32 if stored otherwise.
+    std::vector<float> vector(const std::string& name, std::int64_t n, bool required = true, std::int64_t rows = 1) const {
         const gguf::tensor_info* t = r_.find_tensor(name);
         if (!t) {
             if (required) throw error(r_.path() + ": missing tensor " + name);
             return {};
         }
-        if (t->n_elements != n || t->ne[0] != n)
-            throw error(r_.path() + ": tensor " + name + " has shape " + shape_string(t->ne, t->n_dims) +
-                        ", expected [" + std::to_string(n) + "]");
+        if (t->n_elements != n * rows || t->ne[0] != n || t->ne[1] != rows)
+            throw error(r_.path() + ": tensor " + name + " has shape " + shape_string(t->ne, t->n_dims) + ", expected [" +
+                        std::to_string(n) + (rows > 1 ? ", " + std::to_string(rows) : "") + "]");
         if (!has_kernels(t->type))
             throw error(r_.path() + ": tensor " + name + " has unsupported type " + std::string(type_name(t->type)));
-        std::vector<float> out(static_cast<std::size_t>(n));
-        dequantize_row(tensor_view{t->type, t->ne, t->data}, 0, out.data());
+        std::vector<float> out(static_cast<std::size_t>(n * rows));
+        const tensor_view v{t->type, t->ne, t->data};
+        for (std::int64_t i = 0; i < rows; ++i) dequantize_row(v, i, out.data() + i * n);
         return out;
     }
 
@@ -160,7 +165,8 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
             l.q_norm = L.vector(b + "attn_q_norm.weight", c.head_dim);
             l.k_norm = L.vector(b + "attn_k_norm.weight", c.head_dim);
         }
-        l.ffn_norm = L.vector(b + "ffn_norm.weight", d);
+        if constexpr (Arch::attn_sinks) l.attn_sinks = L.vector(b + "attn_sinks.weight", c.n_head);
+        l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
         if constexpr (Arch::norms == norm_placement::sandwich) {
             l.attn_post_norm = L.vector(b + "post_attention_norm.weight", d);
             l.ffn_post_norm = L.vector(b + "post_ffw_norm.weight", d);
@@ -170,6 +176,10 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
             l.experts.gate = L.experts(b + "ffn_gate_exps.weight", d, c.n_ff_exp, c.n_expert);
             l.experts.up = L.experts(b + "ffn_up_exps.weight", d, c.n_ff_exp, c.n_expert);
             l.experts.down = L.experts(b + "ffn_down_exps.weight", c.n_ff_exp, d, c.n_expert);
+            l.experts.router_bias = L.vector(b + "ffn_gate_inp.bias", c.n_expert, false);
+            l.experts.gate_bias = L.vector(b + "ffn_gate_exps.bias", c.n_ff_exp, false, c.n_expert);
+            l.experts.up_bias = L.vector(b + "ffn_up_exps.bias", c.n_ff_exp, false, c.n_expert);
+            l.experts.down_bias = L.vector(b + "ffn_down_exps.bias", d, false, c.n_expert);
         } else if (!L.has(b + "ffn_gate.weight") && L.has(b + "ffn_up.weight")) {
             // phi3: gate and up fused in ffn_up, gate first
             const tensor_view up = L.matrix(b + "ffn_up.weight", d, 2 * c.n_ff);

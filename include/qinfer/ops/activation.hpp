@@ -1,6 +1,7 @@
 // qinfer/ops/activation.hpp — the feed-forward non-linearities, and the logit soft-cap.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -29,6 +30,17 @@ inline void swiglu(float* gate, const float* up, std::int64_t n) noexcept {
 // gate[i] = gelu(gate[i]) * up[i]: GeGLU (gemma), in place over the gate.
 inline void geglu(float* gate, const float* up, std::int64_t n) noexcept {
     for (std::int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+// gpt-oss's clamped SwiGLU, in place over the gate: g = min(gate, 7), u = clamp(up, -7, 7),
+// gate = g * sigmoid(1.702 g) * (u + 1).
+inline void swiglu_oai(float* gate, const float* up, std::int64_t n) noexcept {
+    constexpr float alpha = 1.702f, limit = 7.0f;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float g = std::min(gate[i], limit);
+        const float u = std::clamp(up[i], -limit, limit);
+        gate[i] = g / (1.0f + std::exp(alpha * (-g))) * (u + 1.0f);
+    }
 }
 
 // x -> cap * tanh(x / cap), in place (gemma2's final logits); cap 0 leaves x alone.

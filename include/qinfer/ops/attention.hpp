@@ -98,10 +98,12 @@ struct attention_params {
 
 // out (head_dim floats) = attention of query head `h` (head_dim floats) at absolute position
 // `pos` over cache positions [pos - window + 1, pos] (all of [0, pos] without a window).
-// `scores` must hold pos + 1 floats.
+// `scores` must hold pos + 1 floats. A finite `sink` (gpt-oss) is one more logit in the
+// softmax's max and sum that weights no value: it lets a head attend to nothing.
 template <class T>
 inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head, int head_dim, std::int64_t pos,
-                        const attention_params& p, float* scores, float* out) noexcept {
+                        const attention_params& p, float* scores, float* out,
+                        float sink = -std::numeric_limits<float>::infinity()) noexcept {
     const std::int64_t first = p.window > 0 ? std::max<std::int64_t>(0, pos - p.window + 1) : 0;
     const std::int64_t n = pos + 1 - first;
     const T* keys = kv.k + first * kv.stride + std::int64_t(kv_head) * head_dim;
@@ -116,12 +118,14 @@ inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head,
         scores[j] = s * p.kq_scale;
         max = std::max(max, scores[j]);
     }
+    max = std::max(max, sink);
     double sum = 0.0;
     for (std::int64_t j = 0; j < n; ++j) {
         const float e = std::exp(scores[j] - max);
         scores[j] = e;
         sum += e;
     }
+    sum += std::exp(sink - max);  // 0 without a sink
     const float inv = float(1.0 / sum);
     for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
     for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
