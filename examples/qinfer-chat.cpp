@@ -26,9 +26,12 @@
 
 int main(int argc, char** argv) {
     std::string model_path, system;
-    qinfer::sampler_params sp;
+    qinfer::generate_options gen;
+    qinfer::sampler_params& sp = gen.sampling;
     sp.seed = 42;
-    int max_tokens = 256, threads = 0;
+    int& max_tokens = gen.max_tokens;
+    max_tokens = 256;
+    int threads = 0;
     std::int64_t n_ctx = 0;
     bool verbose = false;
     qinfer_tools::arg_parser args("qinfer-chat", "-m FILE.gguf [options]");
@@ -43,12 +46,18 @@ int main(int argc, char** argv) {
         .ignore_gpu_options()
         .epilogue("Type a message and press Enter. /reset starts over, /exit or Ctrl-D quits.");
     if (const int rc = args.parse_or_exit_code(argc, argv); rc >= 0) return rc;
-    if (max_tokens < 0) max_tokens = std::numeric_limits<int>::max();  // the reply stops at a full context
+    // max_tokens < 0: the reply runs until the end of the turn or a full context
     try {
         if (model_path.empty()) throw qinfer::error("no model given (-m FILE.gguf); see --help");
         if (!std::filesystem::exists(model_path)) throw qinfer::error(model_path + ": no such file");
         auto model = std::make_shared<const qinfer::model>(model_path);
-        const qinfer::text::chat_template tmpl = qinfer::chat_session::template_of(*model);
+        qinfer::text::chat_template tmpl;
+        try {
+            tmpl = qinfer::chat_session::template_of(*model);
+        } catch (const qinfer::error& e) {
+            if (e.code() != qinfer::errc::unsupported) throw;
+            throw qinfer::error(std::string(e.what()) + "; qinfer-chat needs one (use qinfer-run for plain completion)");
+        }
         const auto& cfg = model->config();
         qinfer::session_options so;
         so.n_threads = threads;
@@ -77,23 +86,24 @@ int main(int argc, char** argv) {
             }
             if (line.empty()) continue;
             const auto t0 = std::chrono::steady_clock::now();
-            qinfer::chat_session::reply_result r;
+            qinfer::generate_result r;
             try {
-                r = chat.reply(line, sp, max_tokens, [](std::string_view t) {
+                r = chat.reply(line, gen, [](std::string_view t) {
                     std::cout << t << std::flush;
                     return true;
                 });
             } catch (const qinfer::error& e) {  // e.g. the conversation outgrew the context: the chat goes on
                 std::fprintf(stderr, "qinfer-chat: %s\n", e.what());
+                if (e.code() == qinfer::errc::context_full) std::fprintf(stderr, "qinfer-chat: /reset, or a larger -c\n");
                 continue;
             }
             std::cout << std::endl;
             if (verbose) {
                 const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 std::fprintf(stderr, "qinfer-chat: evaluated %zu new prompt tokens (context %zu), generated %zu (%s), %.2f s\n",
-                             chat.last_prompt_evaluated(), chat.evaluated().size(), r.tokens.size(), r.stop_reason.c_str(), sec);
+                             chat.last_prompt_evaluated(), chat.evaluated().size(), r.tokens.size(), qinfer::to_string(r.stop_reason), sec);
             }
-            if (r.stop_reason == "context full")
+            if (r.stop_reason == qinfer::stop_reason::context_full)
                 std::fprintf(stderr, "qinfer-chat: the context (%lld tokens) is full; /reset to start over\n", (long long)s.n_ctx());
         }
     } catch (const std::exception& e) {

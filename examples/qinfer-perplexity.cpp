@@ -85,7 +85,12 @@ int main(int argc, char** argv) {
 
         qinfer::eval::kld_base base;
         if (kld_mode) {
-            base = qinfer::eval::kld_base::read(kld_path);  // before loading the model: fail fast
+            try {
+                base = qinfer::eval::kld_base::read(kld_path);  // before loading the model: fail fast
+            } catch (const qinfer::error& e) {
+                if (std::string_view(e.what()).find("not a qinfer KL-divergence base file") == std::string_view::npos) throw;
+                throw qinfer::error(std::string(e.what()) + "; write one with --kl-divergence-base FILE without --kl-divergence");
+            }
             opt.n_ctx = base.n_ctx;
         }
         const std::string text = kld_mode ? std::string() : read_text(text_path);
@@ -127,7 +132,9 @@ int main(int argc, char** argv) {
             try {
                 n_chunks = qinfer::eval::chunk_count(tokens.size(), opt);
             } catch (const qinfer::error& e) {
-                throw qinfer::error(text_path + ": " + e.what());
+                std::string what = e.what();
+                if (const auto at = what.find("smaller n_ctx"); at != std::string::npos) what.replace(at, 13, "smaller -c");
+                throw qinfer::error(text_path + ": " + what);
             }
             std::fprintf(stderr, "qinfer-perplexity: %s: %zu tokens; %lld chunks of %lld tokens (the second half of each scored)\n",
                          text_path.c_str(), tokens.size(), (long long)n_chunks, (long long)opt.n_ctx);

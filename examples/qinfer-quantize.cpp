@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <qinfer/tools/imatrix.hpp>
@@ -130,6 +131,11 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
         std::string what = e.what();
         if (what.starts_with("qinfer quantize: ")) what.erase(0, 17);
+        // The library names its options; this tool's users know them as flags.
+        for (const auto& [lib, flag] : {std::pair<std::string, std::string>{"quantize_options::allow_requantize", "--allow-requantize"},
+                                        {"quantize_options::importance", "--imatrix FILE"}})
+            if (const auto at = what.find(lib); at != std::string::npos) what.replace(at, lib.size(), flag);
+        if (what.find("split models") != std::string::npos) what += " (llama-gguf-split --merge)";
         std::fprintf(stderr, "qinfer-quantize: %s\n", what.c_str());
         return 1;
     }

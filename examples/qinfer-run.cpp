@@ -157,11 +157,7 @@ int main(int argc, char** argv) {
             text = qinfer::text::apply_chat_template(qinfer::text::detect_chat_template(*tmpl), std::span(&msg, 1), true);
             gen.parse_special = true;
         }
-        const bool until_end = gen.max_tokens < 0;
-        if (until_end) {  // as many as the context holds after the prompt
-            const auto n_prompt = std::int64_t(model->tokenizer().encode(text, gen.add_special, gen.parse_special).size());
-            gen.max_tokens = int(std::max<std::int64_t>(0, s.n_ctx() - n_prompt + 1));
-        }
+        // gen.max_tokens < 0: until the end of text or a full context
         if (!chat) std::cout << prompt << std::flush;
         const auto r = qinfer::generate(s, text, gen, [](std::string_view t) {
             std::cout << t << std::flush;
@@ -172,7 +168,7 @@ int main(int argc, char** argv) {
         const double tg = r.generate_seconds > 0 ? double(r.tokens.size()) / r.generate_seconds : 0;
         std::fprintf(stderr, "qinfer-run: prompt %zu tokens, %.1f t/s; generated %zu tokens, %.1f t/s (%s); %d threads\n",
                      r.prompt_tokens.size(), pp, r.tokens.size(), tg,
-                     until_end && r.stop_reason == "max tokens" ? "context full" : r.stop_reason.c_str(), s.n_threads());
+                     qinfer::to_string(r.stop_reason), s.n_threads());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "qinfer-run: %s\n", e.what());
         return 1;

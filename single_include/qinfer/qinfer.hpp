@@ -178,11 +178,44 @@ QINFER_NAMESPACE_END
 
 QINFER_NAMESPACE_BEGIN
 
+// What kind of failure an error is, so that an application can branch on it without matching
+// message text. The message stays the place for the details.
+enum class errc {
+    other,             // none of the below (an internal limit, an unexpected state)
+    io,                // the file system: a file cannot be opened, read, mapped or written
+    format,            // a file's contents are malformed (truncated, inconsistent, wrong types)
+    unsupported,       // well-formed, but asks for something qinfer does not implement
+    invalid_argument,  // the caller passed something out of range (empty input, bad token id)
+    context_full,      // the session's context cannot hold the tokens asked for
+    cancelled,         // an abort callback asked to stop (see session::set_abort)
+};
+
+// The code's name as written above ("io", "context_full", ...).
+constexpr const char* to_string(errc c) noexcept {
+    switch (c) {
+        case errc::other: return "other";
+        case errc::io: return "io";
+        case errc::format: return "format";
+        case errc::unsupported: return "unsupported";
+        case errc::invalid_argument: return "invalid_argument";
+        case errc::context_full: return "context_full";
+        case errc::cancelled: return "cancelled";
+    }
+    return "other";
+}
+
 // Thrown by everything above the kernels (GGUF reader, model loader, API). The message
-// says what was expected, what was found and where (file, byte offset, key or tensor).
+// says what was expected, what was found and where (file, byte offset, key or tensor);
+// code() says what kind of failure it is (errc::other unless the thrower said).
 class error : public std::runtime_error {
 public:
-    using std::runtime_error::runtime_error;
+    explicit error(const std::string& what, errc code = errc::other) : std::runtime_error(what), code_(code) {}
+    explicit error(const char* what, errc code = errc::other) : std::runtime_error(what), code_(code) {}
+
+    errc code() const noexcept { return code_; }
+
+private:
+    errc code_;
 };
 
 QINFER_NAMESPACE_END
@@ -366,6 +399,8 @@ QINFER_NAMESPACE_END
 // and position. Sessions share the (read-only) model; each is used by one thread at a time.
 
 #include <algorithm>
+#include <functional>
+#include <string>
 #include <memory>
 #include <span>
 #include <vector>
@@ -501,9 +536,13 @@ QINFER_NAMESPACE_END
 // tokenizer.
 // Read-only after loading, so one model can serve any number of sessions and threads.
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
 // ---- begin qinfer/gguf/reader.hpp ----
 // qinfer/gguf/reader.hpp — validating GGUF v2/v3 reader over a mapped file or a caller's buffer.
@@ -610,7 +649,7 @@ private:
     }
 
     [[noreturn]] void fail(const char* action, const std::string& reason) const {
-        throw error(std::string("cannot ") + action + " '" + path_.string() + "': " + reason);
+        throw error(std::string("cannot ") + action + " '" + path_.string() + "': " + reason, errc::io);
     }
     [[noreturn]] void fail_errno(const char* action) const { fail(action, std::strerror(errno)); }
 
@@ -930,7 +969,7 @@ public:
     const subject& about() const noexcept { return about_; }
 
     [[noreturn]] void fail_at(std::uint64_t offset, std::string_view message) const {
-        throw error(located(source_, offset, about_, message));
+        throw error(located(source_, offset, about_, message), errc::format);
     }
     [[noreturn]] void fail(std::string_view message) const { fail_at(pos_, message); }
 
@@ -1249,11 +1288,11 @@ private:
 
     void require_array(const char* what) const {
         if (!is_array())
-            throw error(detail::cat("gguf value: ", what, " needs an array, found ", value_type_name(type_)));
+            throw error(detail::cat("gguf value: ", what, " needs an array, found ", value_type_name(type_)), errc::format);
     }
 
     [[noreturn]] void mismatch(std::string_view expected) const {
-        throw error(detail::cat("gguf value: expected type ", expected, ", found ", type_name()));
+        throw error(detail::cat("gguf value: expected type ", expected, ", found ", type_name()), errc::format);
     }
 
     value_type type_;
@@ -1432,7 +1471,8 @@ public:
     const tensor_info& tensor(std::string_view name) const {
         if (const tensor_info* t = find_tensor(name)) return *t;
         throw error(detail::cat(path_, ": tensor ", detail::quoted(name), " not found (the file has ",
-                                tensors_.size(), " tensors)"));
+                                tensors_.size(), " tensors)"),
+                    errc::format);
     }
 
 private:
@@ -1440,11 +1480,12 @@ private:
 
     [[noreturn]] void type_mismatch(const metadata_entry& e, std::string_view expected) const {
         throw error(detail::located(path_, e.offset, detail::subject::key(e.key),
-                                    detail::cat("expected type ", expected, ", found ", e.value.type_name())));
+                                    detail::cat("expected type ", expected, ", found ", e.value.type_name())),
+                    errc::format);
     }
 
     [[noreturn]] void missing_key(std::string_view key) const {
-        throw error(detail::cat(path_, ": required key ", detail::quoted(key), " is missing"));
+        throw error(detail::cat(path_, ": required key ", detail::quoted(key), " is missing"), errc::format);
     }
 
     void parse();
@@ -3029,7 +3070,7 @@ inline void derive_special_tokens(vocab& v, const std::unordered_map<std::string
 // Reads the tokenizer.ggml.* keys (and tokenizer.chat_template). Throws qinfer::error for a
 // tokenizer model other than "llama" / "gpt2", an unknown pre-tokenizer, or malformed arrays.
 inline vocab from_gguf(const gguf::reader& r) {
-    const auto fail = [&](const std::string& what) -> void { throw error(r.path() + ": " + what); };
+    const auto fail = [&](const std::string& what, errc code = errc::format) -> void { throw error(r.path() + ": " + what, code); };
     vocab v;
     v.model = std::string(r.require<std::string_view>("tokenizer.ggml.model"));
     v.pre = std::string(r.get<std::string_view>("tokenizer.ggml.pre").value_or(""));
@@ -3049,7 +3090,7 @@ inline vocab from_gguf(const gguf::reader& r) {
         v.bos = 11;
         v.eos = 11;
         const std::optional<detail::pre_info> info = detail::lookup_pre(v.pre);
-        if (!info) fail("unsupported pre-tokenizer tokenizer.ggml.pre = \"" + v.pre + "\"");
+        if (!info) fail("unsupported pre-tokenizer tokenizer.ggml.pre = \"" + v.pre + "\"", errc::unsupported);
         v.pre_kind = info->type;
         v.clean_spaces = info->clean_spaces;
         v.ignore_merges = info->ignore_merges;
@@ -3057,7 +3098,8 @@ inline vocab from_gguf(const gguf::reader& r) {
         if (info->no_bos) v.bos = no_token;
     } else {
         fail("unsupported tokenizer model tokenizer.ggml.model = \"" + v.model +
-             "\" (supported: \"llama\" = SentencePiece, \"gpt2\" = byte-level BPE)");
+             "\" (supported: \"llama\" = SentencePiece, \"gpt2\" = byte-level BPE)",
+             errc::unsupported);
     }
     if (auto b = r.get<bool>("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;
     if (auto b = r.get<bool>("tokenizer.ggml.remove_extra_whitespaces")) v.remove_extra_whitespaces = *b;
@@ -3602,13 +3644,14 @@ private:
     void check_id(std::int32_t id) const {
         if (id < 0 || static_cast<std::size_t>(id) >= s_->vocab.size())
             throw error("text::tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
-                        std::to_string(s_->vocab.size()) + " tokens");
+                        std::to_string(s_->vocab.size()) + " tokens",
+                        errc::invalid_argument);
     }
 
     std::int32_t require_id(std::int32_t id, const char* what) const {
         if (id == no_token)
             throw error(std::string("text::tokenizer: the vocab asks to add the ") + what +
-                        " token but defines none");
+                        " token but defines none", errc::format);
         return id;
     }
 
@@ -10518,15 +10561,27 @@ QINFER_NAMESPACE_END
 
 QINFER_NAMESPACE_BEGIN
 
+// How a model loads. With a progress callback the constructor first reads every page of the
+// file (so the first eval does not stall on page faults), reporting bytes read of the file's
+// size: (0, total), then after each chunk of model::load_chunk bytes (the last may be
+// shorter), ending with (total, total). Returning false stops the load: the constructor
+// throws qinfer::error with code errc::cancelled. Without one, pages are read on first use.
+struct load_options {
+    std::function<bool(std::uint64_t done, std::uint64_t total)> progress;
+};
+
 class model {
 public:
-    explicit model(const std::filesystem::path& path) : model(gguf::reader(path)) {}
+    static constexpr std::uint64_t load_chunk = std::uint64_t(1) << 20;  // bytes between progress calls
 
-    explicit model(gguf::reader file)
-        : file_(std::move(file)), config_(read_config(file_)), tokenizer_(text::from_gguf(file_)) {
+    explicit model(const std::filesystem::path& path, const load_options& opt = {}) : model(gguf::reader(path), opt) {}
+
+    explicit model(gguf::reader file, const load_options& opt = {})
+        : file_(touch_pages(std::move(file), opt)), config_(read_config(file_)), tokenizer_(text::from_gguf(file_)) {
         if (std::int64_t(tokenizer_.size()) != config_.n_vocab)
             throw error(file_.path() + ": the tokenizer has " + std::to_string(tokenizer_.size()) +
-                        " tokens but the model's vocabulary is " + std::to_string(config_.n_vocab));
+                            " tokens but the model's vocabulary is " + std::to_string(config_.n_vocab),
+                        errc::format);
         visit_arch(config_.arch, [&]<class Arch>() {
             weights_ = load_weights<Arch>(file_, config_);
             forward_ = &forward<Arch>;
@@ -10548,6 +10603,28 @@ public:
     }
 
 private:
+    static gguf::reader touch_pages(gguf::reader file, const load_options& opt) {
+        if (!opt.progress) return file;
+        const std::span<const std::byte> bytes = file.file_bytes();
+        const std::uint64_t total = bytes.size();
+        const auto report = [&](std::uint64_t done) {
+            if (!opt.progress(done, total))
+                throw error(file.path() + ": loading cancelled after " + std::to_string(done) + " of " + std::to_string(total) +
+                                " bytes",
+                            errc::cancelled);
+        };
+        report(0);
+        const volatile std::byte* p = bytes.data();
+        for (std::uint64_t done = 0; done < total;) {
+            const std::uint64_t end = std::min(total, done + load_chunk);
+            for (std::uint64_t i = done; i < end; i += 4096) (void)p[i];  // one read per page faults it in
+            (void)p[end - 1];
+            done = end;
+            report(done);
+        }
+        return file;
+    }
+
     using forward_fn = void (*)(const model_config&, const model_weights&, kv_cache&, std::span<const std::int32_t>,
                                 std::int64_t, bool, float*, executor&, forward_scratch&, const trace_hook*);
     gguf::reader file_;
@@ -10567,14 +10644,22 @@ struct session_options {
     int n_threads = 0;           // 0: all hardware threads (ignored when `pool` is given)
     kv_type cache_type = kv_type::f16;
     executor* pool = nullptr;    // the host's executor, or null for a pool of our own
+    std::int64_t n_batch = 512;  // tokens per forward pass; an eval of more runs in batches of this many
 };
 
+// An eval either completes or leaves the session as it was: n_past, the cached positions
+// below it and the logits of the last completed eval are unchanged when it throws, whatever
+// it throws — with one exception, cancellation (errc::cancelled, see set_abort), which keeps
+// the batches that completed before it.
 class session {
 public:
     explicit session(std::shared_ptr<const model> m, session_options opt = {}) : model_(std::move(m)) {
-        if (!model_) throw error("qinfer: session needs a model");
+        if (!model_) throw error("qinfer: session needs a model", errc::invalid_argument);
+        if (opt.n_batch < 1)
+            throw error("qinfer: n_batch must be at least 1, got " + std::to_string(opt.n_batch), errc::invalid_argument);
         const model_config& c = model_->config();
         n_ctx_ = opt.n_ctx > 0 ? opt.n_ctx : std::min<std::int64_t>(c.n_ctx_train, 4096);
+        n_batch_ = opt.n_batch;
         cache_ = kv_cache(c.n_layer, n_ctx_, c.n_head_kv, c.head_dim, opt.cache_type);
         if (opt.pool) pool_ = opt.pool;
         else {
@@ -10586,13 +10671,28 @@ public:
     const model& get_model() const noexcept { return *model_; }
     std::int64_t n_ctx() const noexcept { return n_ctx_; }
     std::int64_t n_past() const noexcept { return n_past_; }
+    std::int64_t n_batch() const noexcept { return n_batch_; }
     int n_threads() const noexcept { return pool_->concurrency(); }
     void reset() noexcept { n_past_ = 0; }
 
     // Reports every layer's intermediate results from the next eval on (empty: off).
     void set_trace(trace_hook hook) { trace_ = std::move(hook); }
 
+    // Asks `should_abort` before each batch of an eval and after each layer of the forward
+    // pass (empty: never). When it returns true the eval throws qinfer::error with code
+    // errc::cancelled and the session stays at the last complete batch: n_past grows by
+    // n_batch for each batch that finished, the cut batch leaves no trace, and evaluating the
+    // rest of the tokens (tokens[n_past() - n_past_before ...]) resumes exactly. The logits
+    // span of the last completed eval stays as it was. For a std::stop_token `st`:
+    //   s.set_abort([st] { return st.stop_requested(); });
+    void set_abort(std::function<bool()> should_abort) { abort_ = std::move(should_abort); }
+
+    // Calls `on_batch(done, total)` after each complete batch of an eval: tokens of this eval
+    // evaluated so far (n_batch, 2 n_batch, ..., total) and its token count (empty: off).
+    void set_progress(std::function<void(std::int64_t done, std::int64_t total)> on_batch) { progress_ = std::move(on_batch); }
+
     // Appends tokens to the context and returns the next-token logits after the last one.
+    // The span stays valid until the next eval that succeeds.
     std::span<const float> eval(std::span<const std::int32_t> tokens) { return run(tokens, false); }
 
     // Same, returning n_vocab logits for every token (row t predicts the token after t).
@@ -10600,42 +10700,79 @@ public:
 
     // Forgets positions >= n (keeps the first n), e.g. to retry a generation.
     void truncate(std::int64_t n) {
-        if (n < 0 || n > n_past_) throw error("qinfer: cannot truncate a context of " + std::to_string(n_past_) + " tokens to " + std::to_string(n));
+        if (n < 0 || n > n_past_)
+            throw error("qinfer: cannot truncate a context of " + std::to_string(n_past_) + " tokens to " + std::to_string(n),
+                        errc::invalid_argument);
         n_past_ = n;
     }
 
 private:
-    static constexpr std::int64_t max_batch = 512;
-
     std::span<const float> run(std::span<const std::int32_t> tokens, bool all) {
-        if (tokens.empty()) throw error("qinfer: eval needs at least one token");
+        if (tokens.empty()) throw error("qinfer: eval needs at least one token", errc::invalid_argument);
         const std::int64_t n = std::int64_t(tokens.size());
+        const std::int64_t n_vocab = model_->config().n_vocab;
+        for (std::size_t i = 0; i < tokens.size(); ++i)  // before anything runs, so a bad id changes nothing
+            if (tokens[i] < 0 || tokens[i] >= n_vocab)
+                throw error("qinfer: token " + std::to_string(i) + " of the eval has id " + std::to_string(tokens[i]) +
+                                ", outside the vocabulary of " + std::to_string(n_vocab),
+                            errc::invalid_argument);
         if (n_past_ + n > n_ctx_)
             throw error("qinfer: context full: " + std::to_string(n_past_) + " + " + std::to_string(n) +
-                        " tokens exceed the session's n_ctx of " + std::to_string(n_ctx_));
-        const std::int64_t n_vocab = model_->config().n_vocab;
-        logits_.resize(std::size_t((all ? n : 1) * n_vocab));
-        // Long prompts run in batches so scratch memory stays bounded.
-        for (std::int64_t done = 0; done < n;) {
-            const std::int64_t b = std::min(max_batch, n - done);
-            float* out = all ? logits_.data() + done * n_vocab : logits_.data();
-            model_->run(cache_, tokens.subspan(std::size_t(done), std::size_t(b)), n_past_, all, out, *pool_, scratch_,
-                        trace_ ? &trace_ : nullptr);
-            n_past_ += b;
-            done += b;
+                            " tokens exceed the session's n_ctx of " + std::to_string(n_ctx_),
+                        errc::context_full);
+        const std::int64_t start = n_past_;
+        // The abort check after each layer rides on the trace hook the forward pass calls at
+        // every stage, position by position: a layer ends with "l_out" at the batch's last one.
+        std::int64_t batch_last = 0;
+        trace_hook checked;
+        if (abort_)
+            checked = [this, &batch_last, start](const trace_event& e) {
+                if (trace_) trace_(e);
+                if (e.layer >= 0 && e.pos == batch_last && e.stage == "l_out" && abort_()) cancel(start);
+            };
+        const trace_hook* hook = abort_ ? &checked : trace_ ? &trace_ : nullptr;
+        pending_.resize(std::size_t((all ? n : 1) * n_vocab));
+        try {
+            // Long prompts run in batches so scratch memory stays bounded.
+            for (std::int64_t done = 0; done < n;) {
+                if (abort_ && abort_()) cancel(start);
+                const std::int64_t b = std::min(n_batch_, n - done);
+                float* out = all ? pending_.data() + done * n_vocab : pending_.data();
+                batch_last = n_past_ + b - 1;
+                model_->run(cache_, tokens.subspan(std::size_t(done), std::size_t(b)), n_past_, all, out, *pool_, scratch_, hook);
+                n_past_ += b;
+                done += b;
+                if (progress_) progress_(done, n);
+            }
+        } catch (const error& e) {
+            if (e.code() != errc::cancelled) n_past_ = start;
+            throw;
+        } catch (...) {
+            n_past_ = start;
+            throw;
         }
+        logits_.swap(pending_);
         return logits_;
+    }
+
+    [[noreturn]] void cancel(std::int64_t start) const {
+        throw error("qinfer: eval cancelled; the session keeps the " + std::to_string(n_past_ - start) +
+                        " tokens of its complete batches (n_past " + std::to_string(n_past_) + ")",
+                    errc::cancelled);
     }
 
     std::shared_ptr<const model> model_;
     std::int64_t n_ctx_ = 0;
     std::int64_t n_past_ = 0;
+    std::int64_t n_batch_ = 512;
     kv_cache cache_;
     std::unique_ptr<thread_pool> own_pool_;
     executor* pool_ = nullptr;
     forward_scratch scratch_;
-    std::vector<float> logits_;
+    std::vector<float> logits_, pending_;
     trace_hook trace_;
+    std::function<bool()> abort_;
+    std::function<void(std::int64_t, std::int64_t)> progress_;
 };
 
 QINFER_NAMESPACE_END
@@ -10722,7 +10859,7 @@ inline std::int64_t chunk_count(std::size_t n_tokens, const perplexity_options& 
     if (std::int64_t(n_tokens) < 2 * opt.n_ctx)
         throw error("eval::perplexity: the text tokenizes to only " + std::to_string(n_tokens) + " tokens; a context of " +
                     std::to_string(opt.n_ctx) + " needs at least " + std::to_string(2 * opt.n_ctx) +
-                    " (use a longer text or a smaller -c)");
+                    " (use a longer text or a smaller n_ctx)", errc::invalid_argument);
     const std::int64_t max = std::int64_t(n_tokens) / opt.n_ctx;
     return opt.max_chunks < 0 ? max : std::min(opt.max_chunks, max);
 }
@@ -10806,7 +10943,7 @@ inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t>
     r.n_tokens = std::int64_t(tokens.size());
     const std::int64_t n_vocab = s.get_model().config().n_vocab;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw error(path.string() + ": cannot open for writing");
+    if (!out) throw error(path.string() + ": cannot open for writing", errc::io);
     out.write(detail::kld_magic, 8);
     detail::put_u32(out, std::uint32_t(opt.n_ctx));
     detail::put_u32(out, std::uint32_t(n_vocab));
@@ -10827,7 +10964,7 @@ inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t>
         },
         [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
     out.flush();
-    if (!out) throw error(path.string() + ": write failed");
+    if (!out) throw error(path.string() + ": write failed", errc::io);
     return r;
 }
 
@@ -10842,10 +10979,10 @@ struct kld_base {
     static kld_base read(const std::filesystem::path& path) {
         const std::string p = path.string();
         std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(p + ": cannot open the KL-divergence base file");
+        if (!in) throw error(p + ": cannot open the KL-divergence base file", errc::io);
         std::vector<unsigned char> head(24);
         if (!in.read(reinterpret_cast<char*>(head.data()), 24) || std::memcmp(head.data(), detail::kld_magic, 8) != 0)
-            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\"; write one with --kl-divergence-base FILE without --kl-divergence)");
+            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\", as eval::save_kld_base writes)", errc::format);
         kld_base b;
         b.n_ctx = detail::get_u32(&head[8]);
         b.n_vocab = detail::get_u32(&head[12]);
@@ -10868,7 +11005,7 @@ struct kld_base {
         for (std::size_t i = 0; i < b.tokens.size(); ++i) b.tokens[i] = std::int32_t(detail::get_u32(&buf[4 * i]));
         b.log_probs.resize(std::size_t(n_lp));
         in.read(reinterpret_cast<char*>(b.log_probs.data()), std::streamsize(4 * n_lp));
-        if (!in) throw error(p + ": read failed");
+        if (!in) throw error(p + ": read failed", errc::io);
         if constexpr (std::endian::native == std::endian::big)
             for (float& f : b.log_probs) {
                 std::uint32_t u;
@@ -10931,11 +11068,19 @@ inline kld_result kl_divergence(session& s, const kld_base& base, std::int64_t m
 QINFER_NAMESPACE_END
 // ---- end qinfer/eval/perplexity.hpp ----
 // ---- begin qinfer/generate.hpp ----
-// qinfer/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt as one
-// batch, then sample token by token until EOS, a stop string or the token budget.
+// qinfer/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt, then
+// sample token by token until an end-of-generation token, a stop string, the token budget,
+// the callback, a full context or cancellation.
+//
+// The context afterwards: every token generate() returns has been evaluated, so when it
+// returns the session holds what it held before, the prompt tokens and exactly the returned
+// tokens (n_past grows by prompt_tokens.size() + tokens.size()), whatever the stop reason, and
+// a next generate() continues from there. Tokens that are sampled but not returned (the
+// end-of-generation token, the token that found the context full) are not evaluated.
 
 #include <chrono>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11294,20 +11439,46 @@ QINFER_NAMESPACE_END
 
 QINFER_NAMESPACE_BEGIN
 
+// Why generation ended.
+enum class stop_reason {
+    end_of_text,   // the model sampled an end-of-generation token (EOS, EOT, ...; not returned)
+    max_tokens,    // max_tokens tokens were generated
+    stop_string,   // the text reached one of `stop`: text ends before it, tokens include its tokens
+    callback,      // on_text returned false (the tokens of the text it was given are returned)
+    context_full,  // the next token did not fit the session's context (it is not returned)
+    cancelled,     // the session's abort callback fired while a token was evaluated (not returned)
+};
+
+constexpr const char* to_string(stop_reason r) noexcept {
+    switch (r) {
+        case stop_reason::end_of_text: return "end of text";
+        case stop_reason::max_tokens: return "max tokens";
+        case stop_reason::stop_string: return "stop string";
+        case stop_reason::callback: return "callback";
+        case stop_reason::context_full: return "context full";
+        case stop_reason::cancelled: return "cancelled";
+    }
+    return "?";
+}
+
+// Options of generate() and chat_session::reply().
 struct generate_options {
-    int max_tokens = 128;
+    int max_tokens = 128;           // < 0: no limit (until another stop reason)
     sampler_params sampling;
     std::vector<std::string> stop;  // generation ends before the first occurrence of any
-    bool add_special = true;        // BOS / EOS as the vocabulary asks
-    bool parse_special = false;     // control tokens written in the prompt become tokens (chat)
+    bool add_special = true;        // generate(): BOS / EOS as the vocabulary asks (reply: the template decides)
+    bool parse_special = false;     // generate(): control tokens written in the prompt become tokens
 };
 
 struct generate_result {
-    std::string text;               // what was generated (stop string excluded)
-    std::vector<std::int32_t> prompt_tokens, tokens;
-    std::string stop_reason;        // "eos", "stop string", "max tokens"
+    std::string text;                          // what was generated (the stop string and anything after it excluded)
+    std::vector<std::int32_t> prompt_tokens;   // what was evaluated before sampling (reply: the new part of the chat)
+    std::vector<std::int32_t> tokens;          // the generated tokens, all of them evaluated
+    qinfer::stop_reason stop_reason = qinfer::stop_reason::max_tokens;
     double prompt_seconds = 0, generate_seconds = 0;
 };
+
+using text_callback = std::function<bool(std::string_view)>;
 
 namespace detail {
 // Length of the longest prefix of s that does not end inside a UTF-8 sequence.
@@ -11319,36 +11490,32 @@ inline std::size_t complete_utf8(std::string_view s) {
     const std::size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
     return need == back + 1 || need == 1 ? s.size() : i - 1;
 }
-}  // namespace detail
 
-// Continues the session's context with `prompt` and generates. `on_text` receives the new
-// text as it becomes final (whole UTF-8 characters, never part of a stop string); returning
-// false stops generation.
-inline generate_result generate(session& s, std::string_view prompt, const generate_options& opt,
-                                const std::function<bool(std::string_view)>& on_text = {}) {
-    using clock = std::chrono::steady_clock;
+// The decode loop of generate() and chat_session::reply(): samples from `logits` (the
+// session's next-token logits), evaluates each token before it joins r.tokens and streams the
+// text to on_text as it becomes final (whole UTF-8 characters, never part of a stop string).
+// If an eval throws anything but cancellation, r holds the tokens evaluated so far.
+inline void decode(session& s, sampler_chain& sampler, std::span<const float> logits, const generate_options& opt,
+                   const text_callback& on_text, generate_result& r) {
     const text::tokenizer& tok = s.get_model().tokenizer();
-    generate_result r;
-    r.prompt_tokens = tok.encode(prompt, opt.add_special && s.n_past() == 0, opt.parse_special);
-    if (r.prompt_tokens.empty()) throw error("qinfer: the prompt is empty (no tokens to evaluate)");
-    sampler_chain sampler = sampler_chain::from_params(opt.sampling);
-    for (std::int32_t t : r.prompt_tokens) sampler.accept(t);
-
-    auto t0 = clock::now();
-    std::span<const float> logits = s.eval(r.prompt_tokens);
-    r.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-    t0 = clock::now();
-
     std::size_t emitted = 0;  // bytes of r.text already passed to on_text
-    r.stop_reason = "max tokens";
-    for (int i = 0; i < opt.max_tokens; ++i) {
+    r.stop_reason = stop_reason::max_tokens;
+    for (int i = 0; opt.max_tokens < 0 || i < opt.max_tokens; ++i) {
         const std::int32_t next = sampler.sample(logits);
-        if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
+        if (tok.vocab().is_eog(next)) { r.stop_reason = stop_reason::end_of_text; break; }
+        if (s.n_past() >= s.n_ctx()) { r.stop_reason = stop_reason::context_full; break; }
+        try {
+            logits = s.eval(std::span<const std::int32_t>(&next, 1));
+        } catch (const error& e) {
+            if (e.code() != errc::cancelled) throw;
+            r.stop_reason = stop_reason::cancelled;
+            break;
+        }
         sampler.accept(next);
         r.tokens.push_back(next);
         r.text = tok.decode_continuation(r.tokens);
         // Hold back anything that could still turn out to be the start of a stop string.
-        std::size_t safe = detail::complete_utf8(r.text);
+        std::size_t safe = complete_utf8(r.text);
         bool stopped = false;
         for (const std::string& st : opt.stop) {
             if (st.empty()) continue;
@@ -11361,15 +11528,42 @@ inline generate_result generate(session& s, std::string_view prompt, const gener
                     if (r.text.compare(r.text.size() - k, k, st, 0, k) == 0) { safe = std::min(safe, r.text.size() - k); break; }
             }
         }
-        if (safe > emitted && on_text) {
-            if (!on_text(std::string_view(r.text).substr(emitted, safe - emitted))) { emitted = safe; r.stop_reason = "callback"; break; }
+        if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
+            emitted = safe;
+            r.stop_reason = stop_reason::callback;
+            break;
         }
         emitted = std::max(emitted, safe);
-        if (stopped) { r.stop_reason = "stop string"; break; }
-        if (i + 1 == opt.max_tokens) break;
-        logits = s.eval(std::span<const std::int32_t>(&r.tokens.back(), 1));
+        if (stopped) { r.stop_reason = stop_reason::stop_string; break; }
     }
-    if (emitted < r.text.size() && on_text && r.stop_reason != "callback") on_text(std::string_view(r.text).substr(emitted));
+    if (emitted < r.text.size() && on_text && r.stop_reason != stop_reason::callback)
+        on_text(std::string_view(r.text).substr(emitted));
+}
+}  // namespace detail
+
+// Continues the session's context with `prompt` and generates. `on_text` receives the new
+// text as it becomes final (whole UTF-8 characters, never part of a stop string); returning
+// false stops generation. Throws qinfer::error when the prompt cannot be evaluated: empty
+// (errc::invalid_argument) or too long for the context (errc::context_full), both leaving
+// the session as it was, or cancelled while the prompt is evaluated (errc::cancelled, the
+// session keeps the prompt's complete batches). Cancellation during sampling is not an
+// error: it returns with stop_reason::cancelled.
+inline generate_result generate(session& s, std::string_view prompt, const generate_options& opt,
+                                const text_callback& on_text = {}) {
+    using clock = std::chrono::steady_clock;
+    const text::tokenizer& tok = s.get_model().tokenizer();
+    generate_result r;
+    r.prompt_tokens = tok.encode(prompt, opt.add_special && s.n_past() == 0, opt.parse_special);
+    if (r.prompt_tokens.empty())
+        throw error("qinfer: the prompt is empty (no tokens to evaluate)", errc::invalid_argument);
+    sampler_chain sampler = sampler_chain::from_params(opt.sampling);
+    for (std::int32_t t : r.prompt_tokens) sampler.accept(t);
+
+    auto t0 = clock::now();
+    const std::span<const float> logits = s.eval(r.prompt_tokens);
+    r.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    t0 = clock::now();
+    detail::decode(s, sampler, logits, opt, on_text, r);
     r.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
     return r;
 }
@@ -11510,12 +11704,12 @@ public:
 
     void write(const std::filesystem::path& path) const {
         std::ofstream f(path, std::ios::binary | std::ios::trunc);
-        if (!f) throw error("cannot open '" + path.string() + "' for writing");
+        if (!f) throw error("cannot open '" + path.string() + "' for writing", errc::io);
         emit([&](std::span<const std::byte> s) {
             f.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
         });
         f.close();
-        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)");
+        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)", errc::io);
     }
 
 private:
@@ -11657,7 +11851,12 @@ QINFER_NAMESPACE_END
 //   qinfer::chat_session chat(session, qinfer::chat_session::template_of(model));
 //   chat.set_system("You are terse.");
 //   chat.reply("hello", {}, [](std::string_view t) { std::cout << t; return true; });
+//
+// reply() takes generate()'s options (stop strings included) and runs the same decode loop,
+// so the same holds: every returned token has been evaluated, and after a reply the context
+// holds the conversation up to the assistant header plus exactly the reply's tokens.
 
+#include <chrono>
 #include <functional>
 #include <span>
 #include <string>
@@ -12272,7 +12471,7 @@ inline std::size_t common_prefix(std::span<const std::int32_t> a, std::span<cons
 class chat_session {
 public:
     chat_session(session& s, text::chat_template tmpl) : s_(s), tmpl_(tmpl) {
-        if (!tmpl_.known()) throw error("chat_session: unknown chat template");
+        if (!tmpl_.known()) throw error("chat_session: unknown chat template", errc::unsupported);
         s_.reset();
     }
 
@@ -12281,13 +12480,13 @@ public:
     static text::chat_template template_of(const model& m) {
         const auto src = m.file().get<std::string_view>("tokenizer.chat_template");
         if (!src)
-            throw error(m.file().path() + ": the model has no chat template (key tokenizer.chat_template); "
-                        "qinfer-chat needs one (use qinfer-run for plain completion)");
+            throw error(m.file().path() + ": the model has no chat template (key tokenizer.chat_template)", errc::unsupported);
         const text::chat_template t = text::detect_chat_template(*src);
         if (!t.known())
             throw error(m.file().path() + ": the chat template in key tokenizer.chat_template is not one of the known families "
                         "(chatml, llama2, llama3, mistral, phi3, gemma, ...): " + std::string(src->substr(0, 120)) +
-                        (src->size() > 120 ? "..." : ""));
+                            (src->size() > 120 ? "..." : ""),
+                        errc::unsupported);
         return t;
     }
 
@@ -12320,64 +12519,68 @@ public:
     }
 
     // Adds a user message and evaluates the new part of the formatted conversation (up to the
-    // assistant header). Returns the next-token logits.
+    // assistant header). Returns the next-token logits. When it throws, the user message is
+    // not added and evaluated() still equals what the session holds (after a cancellation,
+    // the complete batches of the new part; see session::set_abort).
     std::span<const float> prompt(std::string user_text) {
         messages_.push_back({"user", std::move(user_text)});
-        const std::vector<std::int32_t> want = tokenize(formatted(true));
-        if (want.empty()) throw error("chat_session: the formatted conversation is empty");
-        std::size_t keep = common_prefix(evaluated_, want);
-        if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
+        std::vector<std::int32_t> want;
+        try {
+            want = tokenize(formatted(true));
+        } catch (...) {
+            messages_.pop_back();
+            throw;
+        }
+        if (want.empty()) {
+            messages_.pop_back();
+            throw error("chat_session: the formatted conversation is empty", errc::invalid_argument);
+        }
         if (std::int64_t(want.size()) > s_.n_ctx()) {
             messages_.pop_back();
             throw error("chat_session: the conversation (" + std::to_string(want.size()) + " tokens) no longer fits the context of " +
-                        std::to_string(s_.n_ctx()) + " tokens; /reset or a larger -c");
+                            std::to_string(s_.n_ctx()) + " tokens (reset the chat, or use a session with a larger n_ctx)",
+                        errc::context_full);
         }
+        std::size_t keep = common_prefix(evaluated_, want);
+        if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
         s_.truncate(std::int64_t(keep));
         evaluated_.resize(keep);
         const std::span<const std::int32_t> fresh(want.data() + keep, want.size() - keep);
         last_new_ = fresh.size();
-        const std::span<const float> logits = s_.eval(fresh);
-        evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
-        return logits;
+        try {
+            const std::span<const float> logits = s_.eval(fresh);
+            evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
+            return logits;
+        } catch (...) {
+            evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(s_.n_past()));
+            messages_.pop_back();
+            throw;
+        }
     }
 
-    struct reply_result {
-        std::string text;
-        std::vector<std::int32_t> tokens;
-        std::string stop_reason;  // "eos", "max tokens", "context full", "callback"
-    };
-
-    // prompt(user_text), then samples the reply token by token (streamed to on_text as whole
-    // UTF-8 characters) until an end-of-generation token, max_tokens or a full context. The
-    // reply is added to the conversation as the assistant's message.
-    reply_result reply(std::string user_text, const sampler_params& params, int max_tokens,
-                       const std::function<bool(std::string_view)>& on_text = {}) {
-        std::span<const float> logits = prompt(std::move(user_text));
-        const text::tokenizer& tok = s_.get_model().tokenizer();
-        sampler_chain sampler = sampler_chain::from_params(params);
+    // prompt(user_text), then samples the reply as generate() does (same options, stop
+    // reasons and streaming; opt.add_special and opt.parse_special do not apply: the template
+    // decides). The reply's text (up to a stop string) becomes the assistant's message;
+    // prompt_tokens are the tokens this turn evaluated before sampling.
+    generate_result reply(std::string user_text, const generate_options& opt, const text_callback& on_text = {}) {
+        using clock = std::chrono::steady_clock;
+        auto t0 = clock::now();
+        const std::span<const float> logits = prompt(std::move(user_text));
+        generate_result r;
+        r.prompt_tokens.assign(evaluated_.end() - std::ptrdiff_t(last_new_), evaluated_.end());
+        r.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        sampler_chain sampler = sampler_chain::from_params(opt.sampling);
         for (std::int32_t t : evaluated_) sampler.accept(t);
-        reply_result r;
-        r.stop_reason = "max tokens";
-        std::size_t emitted = 0;
-        for (int i = 0; i < max_tokens; ++i) {
-            const std::int32_t next = sampler.sample(logits);
-            if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
-            sampler.accept(next);
-            r.tokens.push_back(next);
-            r.text = tok.decode_continuation(r.tokens);
-            const std::size_t safe = detail::complete_utf8(r.text);
-            if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
-                emitted = safe;
-                r.stop_reason = "callback";
-                break;
-            }
-            emitted = std::max(emitted, safe);
-            if (i + 1 == max_tokens) break;
-            if (s_.n_past() >= s_.n_ctx()) { r.stop_reason = "context full"; break; }
-            logits = s_.eval(std::span<const std::int32_t>(&r.tokens.back(), 1));
-            evaluated_.push_back(r.tokens.back());
+        t0 = clock::now();
+        try {
+            detail::decode(s_, sampler, logits, opt, on_text, r);
+        } catch (...) {  // the turn failed: drop it, keep evaluated() equal to the context
+            evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
+            messages_.pop_back();
+            throw;
         }
-        if (emitted < r.text.size() && on_text && r.stop_reason != "callback") on_text(std::string_view(r.text).substr(emitted));
+        r.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
         messages_.push_back({"assistant", r.text});
         return r;
     }
@@ -12717,7 +12920,7 @@ inline constexpr std::array<ftype_info, 20> ftype_table{{
     {"Q5_0", ftype::q5_0, type_id::q5_0, "5.5 bpw, 32-blocks with a scale"},
     {"Q5_1", ftype::q5_1, type_id::q5_1, "6.0 bpw, 32-blocks with a scale and a minimum"},
     {"Q2_K", ftype::q2_K, type_id::q2_K, "Q2_K mix (attn_v / ffn_down / attn_output in Q3_K-Q4_K)"},
-    {"Q2_K_S", ftype::q2_K_S, type_id::q2_K, "Q2_K, attn_v (GQA >= 4) / first ffn_down in Q4_K; needs --imatrix"},
+    {"Q2_K_S", ftype::q2_K_S, type_id::q2_K, "Q2_K, attn_v (GQA >= 4) / first ffn_down in Q4_K; needs an importance matrix"},
     {"Q3_K_S", ftype::q3_K_S, type_id::q3_K, "Q3_K everywhere"},
     {"Q3_K_M", ftype::q3_K_M, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q4_K-Q5_K"},
     {"Q3_K_L", ftype::q3_K_L, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q5_K"},
@@ -13129,7 +13332,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
     const model_facts m = read_facts(file);
     if (const auto n_split = get_uint(file, "split.count"); n_split && *n_split > 1)
         throw error(cat(file.path(), ": split models (split.count = ", *n_split,
-                        ") are not supported; merge them first (llama-gguf-split --merge)"));
+                        ") are not supported; merge the parts into one file first"), errc::unsupported);
 
     std::vector<tensor_plan> plan;
     for (const gguf::tensor_info& t : file.tensors()) {
@@ -13169,7 +13372,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
                              c != category::output;
         if (p.requires_imatrix && !o.importance)
             throw error(cat(file.path(), ": tensor ", q(p.name), ": ", fi.name, " quantizes it to ", type_name(t),
-                            ", which needs an importance matrix (--imatrix FILE)"));
+                            ", which needs an importance matrix (quantize_options::importance)"), errc::invalid_argument);
     }
     for (tensor_plan& p : plan) {
         if (p.to == p.from) {
@@ -13182,7 +13385,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
             throw error(cat(file.path(), ": tensor ", q(p.name), ": qinfer cannot read type ", type_name(p.from)));
         if (info(p.from).quantized && !o.allow_requantize)
             throw error(cat(file.path(), ": tensor ", q(p.name), " is already quantized (", type_name(p.from),
-                            "); requantizing to ", type_name(p.to), " is disabled (--allow-requantize enables it)"));
+                            "); requantizing to ", type_name(p.to), " is disabled (quantize_options::allow_requantize enables it)"), errc::invalid_argument);
         p.bytes_to = static_cast<std::uint64_t>(row_bytes(p.to, p.ne[0])) *
                      static_cast<std::uint64_t>(p.ne[1] * p.ne[2] * p.ne[3]);
     }
@@ -13306,7 +13509,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
                                       const quantize_options& o) {
     using namespace detail;
     const auto t0 = std::chrono::steady_clock::now();
-    if (!std::filesystem::exists(in)) throw error(cat("qinfer quantize: input file '", in.string(), "' does not exist"));
+    if (!std::filesystem::exists(in)) throw error(cat("qinfer quantize: input file '", in.string(), "' does not exist"), errc::io);
     const gguf::reader file(in);
     quantize_result r;
     r.tensors = plan_quantization(file, o, &r.n_fallback);
@@ -13327,7 +13530,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
     const std::filesystem::path tmp = out.string() + ".part";
     try {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw error(cat("qinfer quantize: cannot open '", tmp.string(), "' for writing"));
+        if (!f) throw error(cat("qinfer quantize: cannot open '", tmp.string(), "' for writing"), errc::io);
         const std::vector<std::byte> header =
             output_header(file, r.tensors, o.type, align, o.imatrix_metadata ? o.importance : nullptr);
         f.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
@@ -13372,7 +13575,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
             if (o.on_tensor) o.on_tensor(p, i, r.tensors.size());
         }
         f.close();
-        if (!f) throw error(cat("qinfer quantize: cannot write '", tmp.string(), "' (disk full or I/O error?)"));
+        if (!f) throw error(cat("qinfer quantize: cannot write '", tmp.string(), "' (disk full or I/O error?)"), errc::io);
         std::filesystem::rename(tmp, out);
     } catch (...) {
         std::error_code ec;

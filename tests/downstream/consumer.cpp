@@ -111,7 +111,7 @@ void generate(const char* path, const char* prompt) {
         return true;
     });
     std::cout << "\n";
-    std::printf("generated %zu tokens (%s)\n", r.tokens.size(), r.stop_reason.c_str());
+    std::printf("generated %zu tokens (%s)\n", r.tokens.size(), qinfer::to_string(r.stop_reason));
     check(!r.tokens.empty(), "no token generated");
 }
 

@@ -84,7 +84,7 @@ private:
     }
 
     [[noreturn]] void fail(const char* action, const std::string& reason) const {
-        throw error(std::string("cannot ") + action + " '" + path_.string() + "': " + reason);
+        throw error(std::string("cannot ") + action + " '" + path_.string() + "': " + reason, errc::io);
     }
     [[noreturn]] void fail_errno(const char* action) const { fail(action, std::strerror(errno)); }
 

@@ -124,7 +124,7 @@ inline std::int64_t chunk_count(std::size_t n_tokens, const perplexity_options& 
     if (std::int64_t(n_tokens) < 2 * opt.n_ctx)
         throw error("eval::perplexity: the text tokenizes to only " + std::to_string(n_tokens) + " tokens; a context of " +
                     std::to_string(opt.n_ctx) + " needs at least " + std::to_string(2 * opt.n_ctx) +
-                    " (use a longer text or a smaller -c)");
+                    " (use a longer text or a smaller n_ctx)", errc::invalid_argument);
     const std::int64_t max = std::int64_t(n_tokens) / opt.n_ctx;
     return opt.max_chunks < 0 ? max : std::min(opt.max_chunks, max);
 }
@@ -208,7 +208,7 @@ inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t>
     r.n_tokens = std::int64_t(tokens.size());
     const std::int64_t n_vocab = s.get_model().config().n_vocab;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw error(path.string() + ": cannot open for writing");
+    if (!out) throw error(path.string() + ": cannot open for writing", errc::io);
     out.write(detail::kld_magic, 8);
     detail::put_u32(out, std::uint32_t(opt.n_ctx));
     detail::put_u32(out, std::uint32_t(n_vocab));
@@ -229,7 +229,7 @@ inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t>
         },
         [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
     out.flush();
-    if (!out) throw error(path.string() + ": write failed");
+    if (!out) throw error(path.string() + ": write failed", errc::io);
     return r;
 }
 
@@ -244,10 +244,10 @@ struct kld_base {
     static kld_base read(const std::filesystem::path& path) {
         const std::string p = path.string();
         std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(p + ": cannot open the KL-divergence base file");
+        if (!in) throw error(p + ": cannot open the KL-divergence base file", errc::io);
         std::vector<unsigned char> head(24);
         if (!in.read(reinterpret_cast<char*>(head.data()), 24) || std::memcmp(head.data(), detail::kld_magic, 8) != 0)
-            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\"; write one with --kl-divergence-base FILE without --kl-divergence)");
+            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\", as eval::save_kld_base writes)", errc::format);
         kld_base b;
         b.n_ctx = detail::get_u32(&head[8]);
         b.n_vocab = detail::get_u32(&head[12]);
@@ -270,7 +270,7 @@ struct kld_base {
         for (std::size_t i = 0; i < b.tokens.size(); ++i) b.tokens[i] = std::int32_t(detail::get_u32(&buf[4 * i]));
         b.log_probs.resize(std::size_t(n_lp));
         in.read(reinterpret_cast<char*>(b.log_probs.data()), std::streamsize(4 * n_lp));
-        if (!in) throw error(p + ": read failed");
+        if (!in) throw error(p + ": read failed", errc::io);
         if constexpr (std::endian::native == std::endian::big)
             for (float& f : b.log_probs) {
                 std::uint32_t u;

@@ -143,7 +143,8 @@ public:
     const tensor_info& tensor(std::string_view name) const {
         if (const tensor_info* t = find_tensor(name)) return *t;
         throw error(detail::cat(path_, ": tensor ", detail::quoted(name), " not found (the file has ",
-                                tensors_.size(), " tensors)"));
+                                tensors_.size(), " tensors)"),
+                    errc::format);
     }
 
 private:
@@ -151,11 +152,12 @@ private:
 
     [[noreturn]] void type_mismatch(const metadata_entry& e, std::string_view expected) const {
         throw error(detail::located(path_, e.offset, detail::subject::key(e.key),
-                                    detail::cat("expected type ", expected, ", found ", e.value.type_name())));
+                                    detail::cat("expected type ", expected, ", found ", e.value.type_name())),
+                    errc::format);
     }
 
     [[noreturn]] void missing_key(std::string_view key) const {
-        throw error(detail::cat(path_, ": required key ", detail::quoted(key), " is missing"));
+        throw error(detail::cat(path_, ": required key ", detail::quoted(key), " is missing"), errc::format);
     }
 
     void parse();

@@ -228,11 +228,11 @@ private:
 
     void require_array(const char* what) const {
         if (!is_array())
-            throw error(detail::cat("gguf value: ", what, " needs an array, found ", value_type_name(type_)));
+            throw error(detail::cat("gguf value: ", what, " needs an array, found ", value_type_name(type_)), errc::format);
     }
 
     [[noreturn]] void mismatch(std::string_view expected) const {
-        throw error(detail::cat("gguf value: expected type ", expected, ", found ", type_name()));
+        throw error(detail::cat("gguf value: expected type ", expected, ", found ", type_name()), errc::format);
     }
 
     value_type type_;

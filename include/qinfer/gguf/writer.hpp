@@ -139,12 +139,12 @@ public:
 
     void write(const std::filesystem::path& path) const {
         std::ofstream f(path, std::ios::binary | std::ios::trunc);
-        if (!f) throw error("cannot open '" + path.string() + "' for writing");
+        if (!f) throw error("cannot open '" + path.string() + "' for writing", errc::io);
         emit([&](std::span<const std::byte> s) {
             f.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
         });
         f.close();
-        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)");
+        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)", errc::io);
     }
 
 private:

@@ -3,9 +3,13 @@
 // Read-only after loading, so one model can serve any number of sessions and threads.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "../gguf/reader.hpp"
 #include "../text/tokenizer.hpp"
@@ -15,15 +19,27 @@
 
 QINFER_NAMESPACE_BEGIN
 
+// How a model loads. With a progress callback the constructor first reads every page of the
+// file (so the first eval does not stall on page faults), reporting bytes read of the file's
+// size: (0, total), then after each chunk of model::load_chunk bytes (the last may be
+// shorter), ending with (total, total). Returning false stops the load: the constructor
+// throws qinfer::error with code errc::cancelled. Without one, pages are read on first use.
+struct load_options {
+    std::function<bool(std::uint64_t done, std::uint64_t total)> progress;
+};
+
 class model {
 public:
-    explicit model(const std::filesystem::path& path) : model(gguf::reader(path)) {}
+    static constexpr std::uint64_t load_chunk = std::uint64_t(1) << 20;  // bytes between progress calls
 
-    explicit model(gguf::reader file)
-        : file_(std::move(file)), config_(read_config(file_)), tokenizer_(text::from_gguf(file_)) {
+    explicit model(const std::filesystem::path& path, const load_options& opt = {}) : model(gguf::reader(path), opt) {}
+
+    explicit model(gguf::reader file, const load_options& opt = {})
+        : file_(touch_pages(std::move(file), opt)), config_(read_config(file_)), tokenizer_(text::from_gguf(file_)) {
         if (std::int64_t(tokenizer_.size()) != config_.n_vocab)
             throw error(file_.path() + ": the tokenizer has " + std::to_string(tokenizer_.size()) +
-                        " tokens but the model's vocabulary is " + std::to_string(config_.n_vocab));
+                            " tokens but the model's vocabulary is " + std::to_string(config_.n_vocab),
+                        errc::format);
         visit_arch(config_.arch, [&]<class Arch>() {
             weights_ = load_weights<Arch>(file_, config_);
             forward_ = &forward<Arch>;
@@ -45,6 +61,28 @@ public:
     }
 
 private:
+    static gguf::reader touch_pages(gguf::reader file, const load_options& opt) {
+        if (!opt.progress) return file;
+        const std::span<const std::byte> bytes = file.file_bytes();
+        const std::uint64_t total = bytes.size();
+        const auto report = [&](std::uint64_t done) {
+            if (!opt.progress(done, total))
+                throw error(file.path() + ": loading cancelled after " + std::to_string(done) + " of " + std::to_string(total) +
+                                " bytes",
+                            errc::cancelled);
+        };
+        report(0);
+        const volatile std::byte* p = bytes.data();
+        for (std::uint64_t done = 0; done < total;) {
+            const std::uint64_t end = std::min(total, done + load_chunk);
+            for (std::uint64_t i = done; i < end; i += 4096) (void)p[i];  // one read per page faults it in
+            (void)p[end - 1];
+            done = end;
+            report(done);
+        }
+        return file;
+    }
+
     using forward_fn = void (*)(const model_config&, const model_weights&, kv_cache&, std::span<const std::int32_t>,
                                 std::int64_t, bool, float*, executor&, forward_scratch&, const trace_hook*);
     gguf::reader file_;

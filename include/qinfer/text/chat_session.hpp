@@ -11,8 +11,13 @@
 //   qinfer::chat_session chat(session, qinfer::chat_session::template_of(model));
 //   chat.set_system("You are terse.");
 //   chat.reply("hello", {}, [](std::string_view t) { std::cout << t; return true; });
+//
+// reply() takes generate()'s options (stop strings included) and runs the same decode loop,
+// so the same holds: every returned token has been evaluated, and after a reply the context
+// holds the conversation up to the assistant header plus exactly the reply's tokens.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <span>
 #include <string>
@@ -38,7 +43,7 @@ inline std::size_t common_prefix(std::span<const std::int32_t> a, std::span<cons
 class chat_session {
 public:
     chat_session(session& s, text::chat_template tmpl) : s_(s), tmpl_(tmpl) {
-        if (!tmpl_.known()) throw error("chat_session: unknown chat template");
+        if (!tmpl_.known()) throw error("chat_session: unknown chat template", errc::unsupported);
         s_.reset();
     }
 
@@ -47,13 +52,13 @@ public:
     static text::chat_template template_of(const model& m) {
         const auto src = m.file().get<std::string_view>("tokenizer.chat_template");
         if (!src)
-            throw error(m.file().path() + ": the model has no chat template (key tokenizer.chat_template); "
-                        "qinfer-chat needs one (use qinfer-run for plain completion)");
+            throw error(m.file().path() + ": the model has no chat template (key tokenizer.chat_template)", errc::unsupported);
         const text::chat_template t = text::detect_chat_template(*src);
         if (!t.known())
             throw error(m.file().path() + ": the chat template in key tokenizer.chat_template is not one of the known families "
                         "(chatml, llama2, llama3, mistral, phi3, gemma, ...): " + std::string(src->substr(0, 120)) +
-                        (src->size() > 120 ? "..." : ""));
+                            (src->size() > 120 ? "..." : ""),
+                        errc::unsupported);
         return t;
     }
 
@@ -86,64 +91,68 @@ public:
     }
 
     // Adds a user message and evaluates the new part of the formatted conversation (up to the
-    // assistant header). Returns the next-token logits.
+    // assistant header). Returns the next-token logits. When it throws, the user message is
+    // not added and evaluated() still equals what the session holds (after a cancellation,
+    // the complete batches of the new part; see session::set_abort).
     std::span<const float> prompt(std::string user_text) {
         messages_.push_back({"user", std::move(user_text)});
-        const std::vector<std::int32_t> want = tokenize(formatted(true));
-        if (want.empty()) throw error("chat_session: the formatted conversation is empty");
-        std::size_t keep = common_prefix(evaluated_, want);
-        if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
+        std::vector<std::int32_t> want;
+        try {
+            want = tokenize(formatted(true));
+        } catch (...) {
+            messages_.pop_back();
+            throw;
+        }
+        if (want.empty()) {
+            messages_.pop_back();
+            throw error("chat_session: the formatted conversation is empty", errc::invalid_argument);
+        }
         if (std::int64_t(want.size()) > s_.n_ctx()) {
             messages_.pop_back();
             throw error("chat_session: the conversation (" + std::to_string(want.size()) + " tokens) no longer fits the context of " +
-                        std::to_string(s_.n_ctx()) + " tokens; /reset or a larger -c");
+                            std::to_string(s_.n_ctx()) + " tokens (reset the chat, or use a session with a larger n_ctx)",
+                        errc::context_full);
         }
+        std::size_t keep = common_prefix(evaluated_, want);
+        if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
         s_.truncate(std::int64_t(keep));
         evaluated_.resize(keep);
         const std::span<const std::int32_t> fresh(want.data() + keep, want.size() - keep);
         last_new_ = fresh.size();
-        const std::span<const float> logits = s_.eval(fresh);
-        evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
-        return logits;
+        try {
+            const std::span<const float> logits = s_.eval(fresh);
+            evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
+            return logits;
+        } catch (...) {
+            evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(s_.n_past()));
+            messages_.pop_back();
+            throw;
+        }
     }
 
-    struct reply_result {
-        std::string text;
-        std::vector<std::int32_t> tokens;
-        std::string stop_reason;  // "eos", "max tokens", "context full", "callback"
-    };
-
-    // prompt(user_text), then samples the reply token by token (streamed to on_text as whole
-    // UTF-8 characters) until an end-of-generation token, max_tokens or a full context. The
-    // reply is added to the conversation as the assistant's message.
-    reply_result reply(std::string user_text, const sampler_params& params, int max_tokens,
-                       const std::function<bool(std::string_view)>& on_text = {}) {
-        std::span<const float> logits = prompt(std::move(user_text));
-        const text::tokenizer& tok = s_.get_model().tokenizer();
-        sampler_chain sampler = sampler_chain::from_params(params);
+    // prompt(user_text), then samples the reply as generate() does (same options, stop
+    // reasons and streaming; opt.add_special and opt.parse_special do not apply: the template
+    // decides). The reply's text (up to a stop string) becomes the assistant's message;
+    // prompt_tokens are the tokens this turn evaluated before sampling.
+    generate_result reply(std::string user_text, const generate_options& opt, const text_callback& on_text = {}) {
+        using clock = std::chrono::steady_clock;
+        auto t0 = clock::now();
+        const std::span<const float> logits = prompt(std::move(user_text));
+        generate_result r;
+        r.prompt_tokens.assign(evaluated_.end() - std::ptrdiff_t(last_new_), evaluated_.end());
+        r.prompt_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        sampler_chain sampler = sampler_chain::from_params(opt.sampling);
         for (std::int32_t t : evaluated_) sampler.accept(t);
-        reply_result r;
-        r.stop_reason = "max tokens";
-        std::size_t emitted = 0;
-        for (int i = 0; i < max_tokens; ++i) {
-            const std::int32_t next = sampler.sample(logits);
-            if (tok.vocab().is_eog(next)) { r.stop_reason = "eos"; break; }
-            sampler.accept(next);
-            r.tokens.push_back(next);
-            r.text = tok.decode_continuation(r.tokens);
-            const std::size_t safe = detail::complete_utf8(r.text);
-            if (safe > emitted && on_text && !on_text(std::string_view(r.text).substr(emitted, safe - emitted))) {
-                emitted = safe;
-                r.stop_reason = "callback";
-                break;
-            }
-            emitted = std::max(emitted, safe);
-            if (i + 1 == max_tokens) break;
-            if (s_.n_past() >= s_.n_ctx()) { r.stop_reason = "context full"; break; }
-            logits = s_.eval(std::span<const std::int32_t>(&r.tokens.back(), 1));
-            evaluated_.push_back(r.tokens.back());
+        t0 = clock::now();
+        try {
+            detail::decode(s_, sampler, logits, opt, on_text, r);
+        } catch (...) {  // the turn failed: drop it, keep evaluated() equal to the context
+            evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
+            messages_.pop_back();
+            throw;
         }
-        if (emitted < r.text.size() && on_text && r.stop_reason != "callback") on_text(std::string_view(r.text).substr(emitted));
+        r.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
+        evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
         messages_.push_back({"assistant", r.text});
         return r;
     }

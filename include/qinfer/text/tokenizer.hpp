@@ -224,13 +224,14 @@ private:
     void check_id(std::int32_t id) const {
         if (id < 0 || static_cast<std::size_t>(id) >= s_->vocab.size())
             throw error("text::tokenizer: token id " + std::to_string(id) + " is outside the vocabulary of " +
-                        std::to_string(s_->vocab.size()) + " tokens");
+                        std::to_string(s_->vocab.size()) + " tokens",
+                        errc::invalid_argument);
     }
 
     std::int32_t require_id(std::int32_t id, const char* what) const {
         if (id == no_token)
             throw error(std::string("text::tokenizer: the vocab asks to add the ") + what +
-                        " token but defines none");
+                        " token but defines none", errc::format);
         return id;
     }
 

@@ -253,7 +253,7 @@ inline void derive_special_tokens(vocab& v, const std::unordered_map<std::string
 // Reads the tokenizer.ggml.* keys (and tokenizer.chat_template). Throws qinfer::error for a
 // tokenizer model other than "llama" / "gpt2", an unknown pre-tokenizer, or malformed arrays.
 inline vocab from_gguf(const gguf::reader& r) {
-    const auto fail = [&](const std::string& what) -> void { throw error(r.path() + ": " + what); };
+    const auto fail = [&](const std::string& what, errc code = errc::format) -> void { throw error(r.path() + ": " + what, code); };
     vocab v;
     v.model = std::string(r.require<std::string_view>("tokenizer.ggml.model"));
     v.pre = std::string(r.get<std::string_view>("tokenizer.ggml.pre").value_or(""));
@@ -273,7 +273,7 @@ inline vocab from_gguf(const gguf::reader& r) {
         v.bos = 11;
         v.eos = 11;
         const std::optional<detail::pre_info> info = detail::lookup_pre(v.pre);
-        if (!info) fail("unsupported pre-tokenizer tokenizer.ggml.pre = \"" + v.pre + "\"");
+        if (!info) fail("unsupported pre-tokenizer tokenizer.ggml.pre = \"" + v.pre + "\"", errc::unsupported);
         v.pre_kind = info->type;
         v.clean_spaces = info->clean_spaces;
         v.ignore_merges = info->ignore_merges;
@@ -281,7 +281,8 @@ inline vocab from_gguf(const gguf::reader& r) {
         if (info->no_bos) v.bos = no_token;
     } else {
         fail("unsupported tokenizer model tokenizer.ggml.model = \"" + v.model +
-             "\" (supported: \"llama\" = SentencePiece, \"gpt2\" = byte-level BPE)");
+             "\" (supported: \"llama\" = SentencePiece, \"gpt2\" = byte-level BPE)",
+             errc::unsupported);
     }
     if (auto b = r.get<bool>("tokenizer.ggml.add_space_prefix")) v.add_space_prefix = *b;
     if (auto b = r.get<bool>("tokenizer.ggml.remove_extra_whitespaces")) v.remove_extra_whitespaces = *b;

@@ -73,7 +73,7 @@ inline constexpr std::array<ftype_info, 20> ftype_table{{
     {"Q5_0", ftype::q5_0, type_id::q5_0, "5.5 bpw, 32-blocks with a scale"},
     {"Q5_1", ftype::q5_1, type_id::q5_1, "6.0 bpw, 32-blocks with a scale and a minimum"},
     {"Q2_K", ftype::q2_K, type_id::q2_K, "Q2_K mix (attn_v / ffn_down / attn_output in Q3_K-Q4_K)"},
-    {"Q2_K_S", ftype::q2_K_S, type_id::q2_K, "Q2_K, attn_v (GQA >= 4) / first ffn_down in Q4_K; needs --imatrix"},
+    {"Q2_K_S", ftype::q2_K_S, type_id::q2_K, "Q2_K, attn_v (GQA >= 4) / first ffn_down in Q4_K; needs an importance matrix"},
     {"Q3_K_S", ftype::q3_K_S, type_id::q3_K, "Q3_K everywhere"},
     {"Q3_K_M", ftype::q3_K_M, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q4_K-Q5_K"},
     {"Q3_K_L", ftype::q3_K_L, type_id::q3_K, "Q3_K mix, attn_v / ffn_down / attn_output in Q5_K"},
@@ -485,7 +485,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
     const model_facts m = read_facts(file);
     if (const auto n_split = get_uint(file, "split.count"); n_split && *n_split > 1)
         throw error(cat(file.path(), ": split models (split.count = ", *n_split,
-                        ") are not supported; merge them first (llama-gguf-split --merge)"));
+                        ") are not supported; merge the parts into one file first"), errc::unsupported);
 
     std::vector<tensor_plan> plan;
     for (const gguf::tensor_info& t : file.tensors()) {
@@ -525,7 +525,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
                              c != category::output;
         if (p.requires_imatrix && !o.importance)
             throw error(cat(file.path(), ": tensor ", q(p.name), ": ", fi.name, " quantizes it to ", type_name(t),
-                            ", which needs an importance matrix (--imatrix FILE)"));
+                            ", which needs an importance matrix (quantize_options::importance)"), errc::invalid_argument);
     }
     for (tensor_plan& p : plan) {
         if (p.to == p.from) {
@@ -538,7 +538,7 @@ inline std::vector<tensor_plan> plan_quantization(const gguf::reader& file, cons
             throw error(cat(file.path(), ": tensor ", q(p.name), ": qinfer cannot read type ", type_name(p.from)));
         if (info(p.from).quantized && !o.allow_requantize)
             throw error(cat(file.path(), ": tensor ", q(p.name), " is already quantized (", type_name(p.from),
-                            "); requantizing to ", type_name(p.to), " is disabled (--allow-requantize enables it)"));
+                            "); requantizing to ", type_name(p.to), " is disabled (quantize_options::allow_requantize enables it)"), errc::invalid_argument);
         p.bytes_to = static_cast<std::uint64_t>(row_bytes(p.to, p.ne[0])) *
                      static_cast<std::uint64_t>(p.ne[1] * p.ne[2] * p.ne[3]);
     }
@@ -662,7 +662,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
                                       const quantize_options& o) {
     using namespace detail;
     const auto t0 = std::chrono::steady_clock::now();
-    if (!std::filesystem::exists(in)) throw error(cat("qinfer quantize: input file '", in.string(), "' does not exist"));
+    if (!std::filesystem::exists(in)) throw error(cat("qinfer quantize: input file '", in.string(), "' does not exist"), errc::io);
     const gguf::reader file(in);
     quantize_result r;
     r.tensors = plan_quantization(file, o, &r.n_fallback);
@@ -683,7 +683,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
     const std::filesystem::path tmp = out.string() + ".part";
     try {
         std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        if (!f) throw error(cat("qinfer quantize: cannot open '", tmp.string(), "' for writing"));
+        if (!f) throw error(cat("qinfer quantize: cannot open '", tmp.string(), "' for writing"), errc::io);
         const std::vector<std::byte> header =
             output_header(file, r.tensors, o.type, align, o.imatrix_metadata ? o.importance : nullptr);
         f.write(reinterpret_cast<const char*>(header.data()), static_cast<std::streamsize>(header.size()));
@@ -728,7 +728,7 @@ inline quantize_result quantize_model(const std::filesystem::path& in, const std
             if (o.on_tensor) o.on_tensor(p, i, r.tensors.size());
         }
         f.close();
-        if (!f) throw error(cat("qinfer quantize: cannot write '", tmp.string(), "' (disk full or I/O error?)"));
+        if (!f) throw error(cat("qinfer quantize: cannot write '", tmp.string(), "' (disk full or I/O error?)"), errc::io);
         std::filesystem::rename(tmp, out);
     } catch (...) {
         std::error_code ec;

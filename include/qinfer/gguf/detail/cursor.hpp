@@ -68,7 +68,7 @@ public:
     const subject& about() const noexcept { return about_; }
 
     [[noreturn]] void fail_at(std::uint64_t offset, std::string_view message) const {
-        throw error(located(source_, offset, about_, message));
+        throw error(located(source_, offset, about_, message), errc::format);
     }
     [[noreturn]] void fail(std::string_view message) const { fail_at(pos_, message); }
 
