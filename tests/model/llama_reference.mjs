@@ -2,7 +2,7 @@
 // test) on a GGUF file and writes what qinfer's conformance tests compare against.
 //
 //   node llama_reference.mjs SPEC.json OUT_DIR
-// SPEC: {"oracle_dir": "...", "model": "file.gguf", "n_ctx": 256, "threads": 2,
+// SPEC: {"oracle_dir": "...", "model": "file.gguf", "n_ctx": 256, "threads": 2, "kv_type": "F32" (optional),
 //        "cases": [{"name": "a", "prompt": "text" | "tokens": [..], "add_bos": true, "n_predict": 64,
 //                   "n_vocab": V}]}
 // OUT_DIR/<name>.tokens: two lines of space-separated ids: the prompt tokens as evaluated
@@ -24,9 +24,10 @@ fs.mkdirSync(outDir, {recursive: true});
 
 for (const c of spec.cases) {
     // A fresh context per case: flash attention off (qinfer implements the classic path),
-    // fp16 KV cache (llama.cpp's default), one sequence.
+    // fp16 KV cache (llama.cpp's default) unless the spec names another type, one sequence.
+    const kv = spec.kv_type ? {experimentalKvCacheKeyType: spec.kv_type, experimentalKvCacheValueType: spec.kv_type} : {};
     const ctx = await model.createContext({contextSize: spec.n_ctx ?? 256, flashAttention: false,
-        threads: spec.threads ?? 2, batchSize: spec.n_ctx ?? 256});
+        threads: spec.threads ?? 2, batchSize: spec.n_ctx ?? 256, ...kv});
     const seq = ctx.getSequence();
     let tokens = c.tokens ?? Array.from(model.tokenize(c.prompt, false));
     if (c.add_bos && model.tokens.bos != null) tokens = [model.tokens.bos, ...tokens];

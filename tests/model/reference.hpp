@@ -67,13 +67,17 @@ inline std::vector<std::int32_t> parse_ids(const std::string& line) {
     return ids;
 }
 
-// Runs llama.cpp on `model` for every case; results in case order.
+// Runs llama.cpp on `model` for every case; results in case order. `kv_type` (a ggml type
+// name, e.g. "F32") replaces llama.cpp's default fp16 KV cache.
 inline std::vector<ref_result> run_reference(const std::string& model, const std::vector<ref_case>& cases,
-                                             std::int64_t n_vocab, const fs::path& out_dir, int n_ctx = 256) {
+                                             std::int64_t n_vocab, const fs::path& out_dir, int n_ctx = 256,
+                                             const std::string& kv_type = "") {
     fs::create_directories(out_dir);
     std::ostringstream spec;
     spec << "{\"oracle_dir\": " << json_string(oracle::lib_dir()) << ", \"model\": " << json_string(model)
-         << ", \"n_ctx\": " << n_ctx << ", \"threads\": 2, \"cases\": [";
+         << ", \"n_ctx\": " << n_ctx << ", \"threads\": 2, ";
+    if (!kv_type.empty()) spec << "\"kv_type\": " << json_string(kv_type) << ", ";
+    spec << "\"cases\": [";
     for (std::size_t i = 0; i < cases.size(); ++i) {
         const ref_case& c = cases[i];
         spec << (i ? ", " : "") << "{\"name\": " << json_string(c.name) << ", \"add_bos\": " << (c.add_bos ? "true" : "false")

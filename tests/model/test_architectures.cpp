@@ -3,11 +3,9 @@
 // llama_model_quantize into F32, F16, Q8_0, Q4_K_M and Q6_K, compared with llama.cpp at every
 // position and in greedy decoding. Sliding windows are 8 tokens; the prompts plus their 24
 // generated tokens run past 30, so every local layer masks keys.
-#include "model/conformance.hpp"
+#include "model/shapes.hpp"
 
 namespace {
-
-using mtest::vocab;
 
 const mtest::file_type row_types[] = {
     {"F32", oracle::ftype_f32, mtest::exact},          {"F16", oracle::ftype_f16, mtest::half},
@@ -18,66 +16,30 @@ const mtest::file_type row_types[] = {
 }  // namespace
 
 TEST_CASE("architecture llama with experts (Mixtral-style: 4 experts, 2 used, softmax top-k renormalised)") {
-    mtest::synthetic_shape s{"llama", vocab("llama-spm")};
-    s.n_expert = 4;
-    s.n_expert_used = 2;
-    s.n_ff = 256;
-    mtest::run_arch(s, 11, row_types);
+    mtest::run_arch(mtest::shape_llama_experts(), 11, row_types);
 }
 
 TEST_CASE("architecture qwen3moe (8 experts, 2 used, expert width 128, q/k norms)") {
-    mtest::synthetic_shape s{"qwen3moe", vocab("gpt-2")};
-    s.n_expert = 8;
-    s.n_expert_used = 2;
-    s.n_ff_exp = 128;
-    s.n_head = 8;
-    s.n_head_kv = 4;
-    mtest::run_arch(s, 12, row_types);
+    mtest::run_arch(mtest::shape_qwen3moe(), 12, row_types);
 }
 
 TEST_CASE("architecture gemma2 (sandwich norms, GeGLU, scaled embeddings, soft-caps, window 8 on even layers)") {
-    mtest::synthetic_shape s{"gemma2", vocab("llama-spm")};
-    s.tied = true;
-    s.window = 8;
-    s.attn_softcap = 2.0f;   // small enough that tanh bends the scores
-    // final_logit_softcapping left to its default, 30: it bends the largest logits (sd ~6)
-    mtest::run_arch(s, 13, row_types);
+    mtest::run_arch(mtest::shape_gemma2(), 13, row_types);
 }
 
 TEST_CASE("architecture gemma3 (q/k norms, window 8 on local layers, local RoPE base 10000, global base 1e6 scaled x2)") {
-    mtest::synthetic_shape s{"gemma3", vocab("llama-spm")};
-    s.tied = true;
-    s.n_layer = 3;
-    s.window = 8;
-    s.window_pattern = 3;    // layers 0, 1 local; 2 global
-    s.rope_freq_base = 1e6f;
-    s.rope_linear = 2.0f;
-    mtest::run_arch(s, 14, row_types);
+    mtest::run_arch(mtest::shape_gemma3(), 14, row_types);
 }
 
 TEST_CASE("architecture phi3 (fused attn_qkv and gate/up, LongRoPE factors and attn_factor, ignored window)") {
-    mtest::synthetic_shape s{"phi3", vocab("phi-3")};
-    s.n_head_kv = 4;
-    s.fused = true;
-    s.rope_long_short = true;
-    s.window = 8;            // llama.cpp runs phi3 with full attention whatever the file says
-    mtest::run_arch(s, 15, row_types);
+    mtest::run_arch(mtest::shape_phi3(), 15, row_types);
 }
 
 TEST_CASE("architecture gpt-oss (sinks, YaRN x4, biases, clamped SwiGLU experts, softmax over the top 2, window 8 on even layers)") {
-    mtest::synthetic_shape s{"gpt-oss", vocab("gpt-2")};
-    s.n_head = 8;
-    s.n_head_kv = 2;
-    s.n_expert = 8;
-    s.n_expert_used = 2;
-    s.n_ff_exp = 128;
-    s.window = 8;
-    s.rope_yarn = 4.0f;
-    s.rope_freq_base = 150000.0f;
     // llama.cpp's MXFP4_MOE file type: the experts in MXFP4, the other matrices in Q8_0.
     const mtest::file_type types[] = {
         row_types[0], row_types[1], row_types[2], {"MXFP4_MOE", oracle::ftype_mxfp4_moe, mtest::eight_bit},
         row_types[3], row_types[4],
     };
-    mtest::run_arch(s, 16, types);
+    mtest::run_arch(mtest::shape_gpt_oss(), 16, types);
 }
