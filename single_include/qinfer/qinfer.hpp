@@ -3750,446 +3750,31 @@ QINFER_NAMESPACE_END
 // ones, and the per-layer settings (sliding window, RoPE base, experts) read once into a
 // `layer_config` per layer, so the forward pass never asks the file again.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-// ---- begin qinfer/ops/rope.hpp ----
-// qinfer/ops/rope.hpp — rotary position embedding, "normal" (adjacent pairs, llama) and
-// "neox" (pairs i, i + n_rot/2; qwen2/qwen3) layouts, with ggml's angle recurrence.
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <vector>
-
-
-QINFER_NAMESPACE_BEGIN
-
-enum class rope_layout { normal, neox };
-
-struct rope_params {
-    rope_layout layout = rope_layout::normal;
-    int n_rot = 0;                        // rotated dimensions per head (<= head_dim)
-    float freq_base = 10000.0f;
-    float freq_scale = 1.0f;              // 1 / linear scaling factor
-    const float* freq_factors = nullptr;  // per-pair divisors (llama3 rope_freqs, phi3 long/short), or null
-    float attn_factor = 1.0f;             // multiplies cos and sin (rope.scaling.attn_factor)
-};
-
-// Fills cache[2*i], cache[2*i+1] with cos, sin of the angle of pair i at `pos`. The angle is
-// built by repeated multiplication, as ggml does, rather than pow() per pair: the float
-// rounding of that recurrence is part of what llama.cpp computes.
-inline void rope_angles(const rope_params& p, std::int64_t pos, float* cache) noexcept {
-    const float theta_scale = std::pow(p.freq_base, -2.0f / float(p.n_rot));
-    float theta = float(pos);
-    for (int i = 0; i < p.n_rot; i += 2) {
-        const float ff = p.freq_factors ? p.freq_factors[i / 2] : 1.0f;
-        const float t = p.freq_scale * (theta / ff);
-        cache[i] = std::cos(t) * p.attn_factor;
-        cache[i + 1] = std::sin(t) * p.attn_factor;
-        theta *= theta_scale;
-    }
-}
-
-// Rotates n_heads heads of head_dim floats each (contiguous) in place, given the angles.
-inline void rope_apply(const rope_params& p, const float* cache, float* x, int n_heads, int head_dim) noexcept {
-    for (int h = 0; h < n_heads; ++h) {
-        float* v = x + std::int64_t(h) * head_dim;
-        for (int i = 0; i < p.n_rot; i += 2) {
-            const float c = cache[i], s = cache[i + 1];
-            float* a;
-            float* b;
-            if (p.layout == rope_layout::normal) { a = v + i; b = v + i + 1; }
-            else { a = v + i / 2; b = v + i / 2 + p.n_rot / 2; }
-            const float x0 = *a, x1 = *b;
-            *a = x0 * c - x1 * s;
-            *b = x0 * s + x1 * c;
-        }
-    }
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/ops/rope.hpp ----
-
-QINFER_NAMESPACE_BEGIN
-
-// What one layer does differently from the next (gemma's local / global layers).
-struct layer_config {
-    std::int64_t window = 0;         // sliding-window attention: query p sees keys p-window+1 .. p; 0 = all
-    float rope_freq_base = 10000.0f;
-    float rope_freq_scale = 1.0f;    // 1 / linear scaling factor
-};
-
-struct model_config {
-    std::string arch;           // general.architecture
-    std::int64_t n_ctx_train = 0;
-    std::int64_t n_embd = 0;
-    std::int64_t n_layer = 0;
-    std::int64_t n_ff = 0;      // dense feed-forward width
-    std::int64_t n_head = 0;
-    std::int64_t n_head_kv = 0;
-    std::int64_t head_dim = 0;  // per-head key/value width (may differ from n_embd / n_head)
-    std::int64_t n_vocab = 0;
-    std::int64_t n_rot = 0;
-    float rms_eps = 1e-5f;
-    float rope_freq_base = 10000.0f;
-    float rope_freq_scale = 1.0f;
-    float rope_attn_factor = 1.0f;       // multiplies RoPE's cos / sin (rope.scaling.attn_factor)
-    std::int64_t n_ctx_orig = 0;         // rope.scaling.original_context_length (long / short factors)
-
-    // Attention: scores = softcap(q_scale·q · k) · kq_scale, then softmax.
-    float q_scale = 1.0f;                // applied to the query before the cache's rounding (gemma, phi3)
-    float kq_scale = 0.0f;               // 0: 1 / sqrt(head_dim)
-    float attn_softcap = 0.0f;           // s -> cap · tanh(s / cap); 0 = off
-    float final_softcap = 0.0f;          // the same on the output logits
-    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd))
-
-    // Mixture of experts (0 experts: a dense feed-forward).
-    std::int64_t n_expert = 0;
-    std::int64_t n_expert_used = 0;
-    std::int64_t n_ff_exp = 0;           // each expert's feed-forward width
-    bool expert_weights_norm = true;     // renormalise the chosen experts' weights to sum 1
-
-    std::vector<layer_config> layers;
-};
-
-namespace detail {
-
-// Reads an integer hyper-parameter stored as any integer type (writers differ: u32 / i32 / u64).
-inline std::optional<std::int64_t> get_int(const gguf::reader& r, const std::string& key) {
-    const auto t = r.type_of(key);
-    if (!t) return std::nullopt;
-    switch (*t) {
-    case gguf::value_type::u8: return std::int64_t(*r.get<std::uint8_t>(key));
-    case gguf::value_type::i8: return std::int64_t(*r.get<std::int8_t>(key));
-    case gguf::value_type::u16: return std::int64_t(*r.get<std::uint16_t>(key));
-    case gguf::value_type::i16: return std::int64_t(*r.get<std::int16_t>(key));
-    case gguf::value_type::u32: return std::int64_t(*r.get<std::uint32_t>(key));
-    case gguf::value_type::i32: return std::int64_t(*r.get<std::int32_t>(key));
-    case gguf::value_type::u64: {
-        const std::uint64_t v = *r.get<std::uint64_t>(key);
-        if (v > std::uint64_t(INT64_MAX)) break;
-        return std::int64_t(v);
-    }
-    case gguf::value_type::i64: return *r.get<std::int64_t>(key);
-    default: break;
-    }
-    throw error(r.path() + ": key " + key + " must be an integer");
-}
-
-inline std::int64_t require_positive(const gguf::reader& r, const std::string& key) {
-    const auto v = get_int(r, key);
-    if (!v) throw error(r.path() + ": missing hyper-parameter " + key);
-    if (*v <= 0 || *v > (std::int64_t(1) << 31)) throw error(r.path() + ": hyper-parameter " + key + " = " + std::to_string(*v) + " is out of range");
-    return *v;
-}
-
-// An optional integer within [lo, hi]; out of range is an error naming the key.
-inline std::optional<std::int64_t> get_int_in(const gguf::reader& r, const std::string& key, std::int64_t lo, std::int64_t hi) {
-    const auto v = get_int(r, key);
-    if (v && (*v < lo || *v > hi))
-        throw error(r.path() + ": hyper-parameter " + key + " = " + std::to_string(*v) + " is out of range [" +
-                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return v;
-}
-
-inline std::optional<float> get_float(const gguf::reader& r, const std::string& key) {
-    const auto t = r.type_of(key);
-    if (!t) return std::nullopt;
-    float v = 0;
-    if (*t == gguf::value_type::f32) v = *r.get<float>(key);
-    else if (*t == gguf::value_type::f64) v = float(*r.get<double>(key));
-    else throw error(r.path() + ": key " + key + " must be a float");
-    if (!std::isfinite(v)) throw error(r.path() + ": key " + key + " must be finite");
-    return v;
-}
-
-// A positive float (a soft-cap, a window, a base): 0 or negative is an error naming the key.
-inline std::optional<float> get_positive_float(const gguf::reader& r, const std::string& key) {
-    const auto v = get_float(r, key);
-    if (v && !(*v > 0.0f)) throw error(r.path() + ": key " + key + " must be > 0");
-    return v;
-}
-
-// The keys every llama-like architecture shares; the architecture's traits add the rest.
-inline model_config read_common_config(const gguf::reader& r, std::string arch) {
-    model_config c;
-    c.arch = std::move(arch);
-    const std::string p = c.arch + ".";
-    c.n_embd = require_positive(r, p + "embedding_length");
-    c.n_layer = require_positive(r, p + "block_count");
-    // Every layer has tensors: a count the file cannot back is refused before anything is sized from it.
-    if (std::uint64_t(c.n_layer) > r.tensors().size())
-        throw error(r.path() + ": " + p + "block_count = " + std::to_string(c.n_layer) + " but the file holds only " +
-                    std::to_string(r.tensors().size()) + " tensors");
-    c.n_head = require_positive(r, p + "attention.head_count");
-    c.n_head_kv = get_int(r, p + "attention.head_count_kv").value_or(c.n_head);
-    c.n_ctx_train = get_int(r, p + "context_length").value_or(2048);
-    if (c.n_ctx_train <= 0) throw error(r.path() + ": " + p + "context_length must be > 0");
-    if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
-        throw error(r.path() + ": " + p + "attention.head_count_kv = " + std::to_string(c.n_head_kv) +
-                    " must divide attention.head_count = " + std::to_string(c.n_head));
-    c.head_dim = get_int(r, p + "attention.key_length").value_or(c.n_embd / c.n_head);
-    const auto vlen = get_int(r, p + "attention.value_length").value_or(c.head_dim);
-    if (vlen != c.head_dim) throw error(r.path() + ": attention.value_length != key_length is not supported");
-    if (c.head_dim <= 0 || c.head_dim > 512 || c.head_dim % 2 != 0)
-        throw error(r.path() + ": head dimension " + std::to_string(c.head_dim) + " must be even and at most 512");
-    c.n_rot = get_int(r, p + "rope.dimension_count").value_or(c.head_dim);
-    if (c.n_rot <= 0 || c.n_rot > c.head_dim || c.n_rot % 2 != 0)
-        throw error(r.path() + ": " + p + "rope.dimension_count = " + std::to_string(c.n_rot) + " must be even and <= head dimension");
-    c.rms_eps = get_float(r, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
-    c.rope_freq_base = get_positive_float(r, p + "rope.freq_base").value_or(10000.0f);
-    if (const auto type = r.get<std::string_view>(p + "rope.scaling.type"); type && *type != "none") {
-        if (*type != "linear") throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear)");
-        const float factor = get_float(r, p + "rope.scaling.factor").value_or(1.0f);
-        if (!(factor > 0.0f)) throw error(r.path() + ": " + p + "rope.scaling.factor must be > 0");
-        c.rope_freq_scale = 1.0f / factor;
-    } else if (const auto factor = get_positive_float(r, p + "rope.scale_linear")) {
-        c.rope_freq_scale = 1.0f / *factor;
-    }
-    c.rope_attn_factor = get_positive_float(r, p + "rope.scaling.attn_factor").value_or(1.0f);
-    c.n_ctx_orig = get_int_in(r, p + "rope.scaling.original_context_length", 1, std::int64_t(1) << 31).value_or(c.n_ctx_train);
-
-    // Dense models have feed_forward_length; mixture-of-experts files may give only the
-    // experts' width.
-    c.n_expert = get_int_in(r, p + "expert_count", 0, 1024).value_or(0);
-    c.n_expert_used = get_int_in(r, p + "expert_used_count", 0, 1024).value_or(0);
-    if (c.n_expert > 0) {
-        if (c.n_expert_used <= 0 || c.n_expert_used > c.n_expert)
-            throw error(r.path() + ": " + p + "expert_used_count = " + std::to_string(c.n_expert_used) +
-                        " must be in [1, expert_count = " + std::to_string(c.n_expert) + "]");
-        c.n_ff = get_int_in(r, p + "feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
-        c.n_ff_exp = get_int_in(r, p + "expert_feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
-        if (c.n_ff_exp == 0) {
-            if (c.n_ff == 0) throw error(r.path() + ": missing hyper-parameter " + p + "expert_feed_forward_length");
-            c.n_ff_exp = c.n_ff;  // llama (Mixtral): the experts have the dense width
-        }
-    } else {
-        if (c.n_expert_used != 0)
-            throw error(r.path() + ": " + p + "expert_used_count = " + std::to_string(c.n_expert_used) + " without experts");
-        c.n_ff = require_positive(r, p + "feed_forward_length");
-    }
-
-    if (const auto n = get_int(r, p + "vocab_size")) c.n_vocab = *n;
-    else if (const auto tokens = r.get_array<std::string_view>("tokenizer.ggml.tokens")) c.n_vocab = std::int64_t(tokens->size());
-
-    c.layers.resize(std::size_t(c.n_layer));
-    for (layer_config& l : c.layers) {
-        l.rope_freq_base = c.rope_freq_base;
-        l.rope_freq_scale = c.rope_freq_scale;
-    }
-    return c;
-}
-
-// Marks layers local (sliding window `window`) by llama.cpp's period rule: of every `period`
-// layers the last is global, the others local; period 0 makes every layer local.
-inline void set_window_pattern(model_config& c, std::int64_t window, std::int64_t period, float local_base, float local_scale) {
-    for (std::int64_t il = 0; il < c.n_layer; ++il) {
-        const bool local = period == 0 || il % period < period - 1;
-        if (!local) continue;
-        layer_config& l = c.layers[std::size_t(il)];
-        l.window = window;
-        l.rope_freq_base = local_base;
-        l.rope_freq_scale = local_scale;
-    }
-}
-
-}  // namespace detail
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/model/config.hpp ----
-// ---- begin qinfer/model/transformer.hpp ----
-// qinfer/model/transformer.hpp — the forward pass of a llama-family decoder.
+// ---- begin qinfer/ops/moe.hpp ----
+// qinfer/ops/moe.hpp — a mixture-of-experts feed-forward block: route, then run each chosen
+// expert on the tokens that chose it.
 //
-// Reads top to bottom like the architecture diagram: embed (times embd_scale), then per layer
-//   x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)))
-//   x += post_norm(ffn(norm(x)))      ffn: Wdown · (act(Wgate·h) * Wup·h), or a mixture of experts
-// then the final norm, the output head and an optional soft-cap. The architecture's traits
-// (`Arch`, model/arch.hpp) choose the policies at compile time — RoPE layout, norm placement,
-// q/k norms, activation — and the layer_config of each layer its window and RoPE base.
+// Routing is llama.cpp's: softmax gating (probabilities over all experts, the top k, their
+// weights renormalised to sum 1, the sum clamped below at 2^-14) or a softmax over the top k
+// logits (gpt-oss), optionally with router and expert biases. In a batch
+// the tokens are grouped by expert, so each expert's weights are read once per batch, not
+// once per token; the weighted expert outputs are then summed per token in the order of the
+// choice (most probable first), as ggml adds them. Every product goes through `matmul`, so a
+// token's result is the same alone or in a batch.
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <functional>
+#include <numeric>
 #include <span>
-#include <string_view>
-#include <utility>
 #include <vector>
 
-// ---- begin qinfer/ops/activation.hpp ----
-// qinfer/ops/activation.hpp — the feed-forward non-linearities, and the logit soft-cap.
-
-#include <cmath>
-#include <cstdint>
-
-
-QINFER_NAMESPACE_BEGIN
-
-inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
-
-// GELU, tanh approximation, as ggml's CPU backend computes it: the input rounded to fp16 and
-// the result read from an fp16 table (so rounded to fp16 too), exact outside (-10, 10).
-inline float gelu_tanh(float x) noexcept {
-    if (x <= -10.0f) return 0.0f;
-    if (x >= 10.0f) return x;
-    const float h = to_float(to_fp16(x));
-    constexpr float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef = 0.044715f;
-    return to_float(to_fp16(0.5f * h * (1.0f + std::tanh(sqrt_2_over_pi * h * (1.0f + coef * h * h)))));
-}
-
-// gate[i] = silu(gate[i]) * up[i]: SwiGLU, in place over the gate.
-inline void swiglu(float* gate, const float* up, std::int64_t n) noexcept {
-    for (std::int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
-}
-
-// gate[i] = gelu(gate[i]) * up[i]: GeGLU (gemma), in place over the gate.
-inline void geglu(float* gate, const float* up, std::int64_t n) noexcept {
-    for (std::int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
-}
-
-// x -> cap * tanh(x / cap), in place (gemma2's final logits); cap 0 leaves x alone.
-inline void softcap(float* x, std::int64_t n, float cap) noexcept {
-    if (!(cap > 0.0f)) return;
-    const float inv = 1.0f / cap;
-    for (std::int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/ops/activation.hpp ----
-// ---- begin qinfer/ops/attention.hpp ----
-// qinfer/ops/attention.hpp — causal grouped-query attention of new queries over a KV cache.
-//
-// Mirrors what llama.cpp computes without flash attention: with an fp16 cache the query is
-// rounded to fp16 before q.k (ggml converts the activation to the cache's type), the
-// softmax runs in float with its sum in double, and the probabilities are rounded to fp16
-// before they weight V.
-
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <limits>
-#include <type_traits>
-
-
-#if QINFER_X86_DISPATCH
-#include <immintrin.h>
-#endif
-
-QINFER_NAMESPACE_BEGIN
-
-namespace detail {
-inline float as_float(float v) noexcept { return v; }
-inline float as_float(fp16 v) noexcept { return to_float(v); }
-template <class T> inline float round_to(float v) noexcept {
-    if constexpr (std::is_same_v<T, fp16>) return to_float(to_fp16(v));
-    else return v;
-}
-
-#if QINFER_X86_DISPATCH
-QINFER_TARGET_AVX2 inline __m256 load8(const float* p) noexcept { return _mm256_loadu_ps(p); }
-QINFER_TARGET_AVX2 inline __m256 load8(const fp16* p) noexcept {
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-// sum_d k[d] * q[d], eight lanes and two chains at a time.
-template <class T>
-QINFER_TARGET_AVX2 inline float dot_avx2(const T* k, const float* q, int n) noexcept {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int d = 0;
-    for (; d + 16 <= n; d += 16) {
-        a0 = _mm256_fmadd_ps(load8(k + d), _mm256_loadu_ps(q + d), a0);
-        a1 = _mm256_fmadd_ps(load8(k + d + 8), _mm256_loadu_ps(q + d + 8), a1);
-    }
-    __m256 a = _mm256_add_ps(a0, a1);
-    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    float s = _mm_cvtss_f32(r);
-    for (; d < n; ++d) s += as_float(k[d]) * q[d];
-    return s;
-}
-
-// out[d] += v[d] * p: a multiply and an add per lane, as the scalar loop does, so every
-// instruction set gives the same bits.
-template <class T>
-QINFER_TARGET_AVX2 inline void axpy_avx2(float* out, const T* v, float p, int n) noexcept {
-    const __m256 pv = _mm256_set1_ps(p);
-    int d = 0;
-    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_loadu_ps(out + d), _mm256_mul_ps(load8(v + d), pv)));
-    for (; d < n; ++d) out[d] += as_float(v[d]) * p;
-}
-#endif
-
-template <class T> inline float dot_kq(const T* k, const float* q, int n) noexcept {
-#if QINFER_X86_DISPATCH
-    if (active_isa() >= isa::avx2) return dot_avx2(k, q, n);
-#endif
-    float s = 0.0f;
-    for (int d = 0; d < n; ++d) s += as_float(k[d]) * q[d];
-    return s;
-}
-
-template <class T> inline void add_scaled(float* out, const T* v, float p, int n) noexcept {
-#if QINFER_X86_DISPATCH
-    if (active_isa() >= isa::avx2) return axpy_avx2(out, v, p, n);
-#endif
-    for (int d = 0; d < n; ++d) out[d] += as_float(v[d]) * p;
-}
-}  // namespace detail
-
-// Geometry of one layer's cache: element (pos, kv_head, d) is at pos*stride + kv_head*head_dim + d.
-template <class T>
-struct kv_layer_view {
-    const T* k;
-    const T* v;
-    std::int64_t stride;  // elements per position (n_kv_heads * head_dim)
-};
-
-// What a layer's attention adds to plain scaled dot-product attention.
-struct attention_params {
-    float kq_scale = 1.0f;     // multiplies the scores inside the softmax
-    float softcap = 0.0f;      // scores s -> cap * tanh(s / cap) before the scale (gemma2); 0 = off
-    std::int64_t window = 0;   // sliding window: keys before pos - window + 1 are masked; 0 = none
-};
-
-// out (head_dim floats) = attention of query head `h` (head_dim floats) at absolute position
-// `pos` over cache positions [pos - window + 1, pos] (all of [0, pos] without a window).
-// `scores` must hold pos + 1 floats.
-template <class T>
-inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head, int head_dim, std::int64_t pos,
-                        const attention_params& p, float* scores, float* out) noexcept {
-    const std::int64_t first = p.window > 0 ? std::max<std::int64_t>(0, pos - p.window + 1) : 0;
-    const std::int64_t n = pos + 1 - first;
-    const T* keys = kv.k + first * kv.stride + std::int64_t(kv_head) * head_dim;
-    const T* values = kv.v + first * kv.stride + std::int64_t(kv_head) * head_dim;
-    float qr[512];  // head_dim <= 512 is checked at load time
-    for (int d = 0; d < head_dim; ++d) qr[d] = detail::round_to<T>(q[d]);
-    const float inv_cap = p.softcap > 0.0f ? 1.0f / p.softcap : 0.0f;
-    float max = -std::numeric_limits<float>::infinity();
-    for (std::int64_t j = 0; j < n; ++j) {
-        float s = detail::dot_kq(keys + j * kv.stride, qr, head_dim);
-        if (p.softcap > 0.0f) s = std::tanh(s * inv_cap) * p.softcap;
-        scores[j] = s * p.kq_scale;
-        max = std::max(max, scores[j]);
-    }
-    double sum = 0.0;
-    for (std::int64_t j = 0; j < n; ++j) {
-        const float e = std::exp(scores[j] - max);
-        scores[j] = e;
-        sum += e;
-    }
-    const float inv = float(1.0 / sum);
-    for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
-    for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
-    for (std::int64_t j = 0; j < n; ++j) detail::add_scaled(out, values + j * kv.stride, scores[j], head_dim);
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/ops/attention.hpp ----
 // ---- begin qinfer/ops/matmul.hpp ----
 // qinfer/ops/matmul.hpp — y = W x for weight matrices of any supported type.
 //
@@ -9819,23 +9404,6 @@ inline void matmul(const tensor_view& w, const float* x, std::int64_t n_tokens, 
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/ops/matmul.hpp ----
-// ---- begin qinfer/ops/moe.hpp ----
-// qinfer/ops/moe.hpp — a mixture-of-experts feed-forward block: route, then run each chosen
-// expert on the tokens that chose it.
-//
-// Routing is llama.cpp's softmax gating: probabilities over all experts, the top k by
-// probability, their weights renormalised to sum 1 (sum clamped below at 2^-14). In a batch
-// the tokens are grouped by expert, so each expert's weights are read once per batch, not
-// once per token; the weighted expert outputs are then summed per token in the order of the
-// choice (most probable first), as ggml adds them. Every product goes through `matmul`, so a
-// token's result is the same alone or in a batch.
-
-#include <algorithm>
-#include <cstdint>
-#include <numeric>
-#include <span>
-#include <vector>
-
 
 QINFER_NAMESPACE_BEGIN
 
@@ -9844,24 +9412,42 @@ struct expert_choice {
     float weight;
 };
 
-// Chooses k of n_expert experts for one token from its router logits (softmax gating).
-// `probs` is scratch for n_expert floats; `out` receives k choices, most probable first.
-inline void route_softmax(const float* logits, std::int64_t n_expert, int k, bool renormalise, float* probs,
-                          expert_choice* out) noexcept {
-    const float max = *std::max_element(logits, logits + n_expert);
+// How the router's logits become the chosen experts' weights.
+enum class expert_gating {
+    softmax,              // softmax over all experts, then the top k (Mixtral, Qwen3-MoE)
+    softmax_over_chosen,  // the top k logits, then a softmax over those k (gpt-oss)
+};
+
+namespace detail {
+// In place: v[i] = exp(v[i] - max) / sum, the sum in double (ggml's soft_max).
+inline void softmax_in_place(float* v, std::int64_t n) noexcept {
+    const float max = *std::max_element(v, v + n);
     double sum = 0.0;
-    for (std::int64_t e = 0; e < n_expert; ++e) sum += (probs[e] = std::exp(logits[e] - max));
+    for (std::int64_t i = 0; i < n; ++i) sum += (v[i] = std::exp(v[i] - max));
     const float inv = float(1.0 / sum);
-    for (std::int64_t e = 0; e < n_expert; ++e) probs[e] *= inv;
-    // Top k: higher probability first, the lower index on a tie.
+    for (std::int64_t i = 0; i < n; ++i) v[i] *= inv;
+}
+}  // namespace detail
+
+// Chooses k of n_expert experts for one token from its router logits (overwritten with the
+// selection scores). `out` receives k choices, highest score first (the lower index on a tie).
+inline void route_experts(float* logits, std::int64_t n_expert, int k, expert_gating gating, bool renormalise,
+                          expert_choice* out) noexcept {
+    if (gating == expert_gating::softmax) detail::softmax_in_place(logits, n_expert);
     for (int j = 0; j < k; ++j) {
         std::int64_t best = -1;
         for (std::int64_t e = 0; e < n_expert; ++e) {
             bool taken = false;
             for (int i = 0; i < j; ++i) taken |= out[i].expert == e;
-            if (!taken && (best < 0 || probs[e] > probs[best])) best = e;
+            if (!taken && (best < 0 || logits[e] > logits[best])) best = e;
         }
-        out[j] = {std::int32_t(best), probs[best]};
+        out[j] = {std::int32_t(best), logits[best]};
+    }
+    if (gating == expert_gating::softmax_over_chosen) {
+        float w[64] = {};  // k <= 64 is checked at load time
+        for (int j = 0; j < k; ++j) w[j] = out[j].weight;
+        detail::softmax_in_place(w, k);
+        for (int j = 0; j < k; ++j) out[j].weight = w[j];
     }
     if (!renormalise) return;
     double total = 0.0;
@@ -9871,19 +9457,31 @@ inline void route_softmax(const float* logits, std::int64_t n_expert, int k, boo
 }
 
 struct moe_scratch {
-    std::vector<float> logits, probs, xg, gate, up, down, slots;
+    std::vector<float> logits, xg, gate, up, down, slots;
     std::vector<expert_choice> choice;
     std::vector<std::int64_t> members;  // (token * k + slot) of the tokens routed to one expert
 };
 
 // The experts of one layer, as views: router [d, n_expert], and per expert gate / up
-// [d, n_ff] and down [n_ff, d].
+// [d, n_ff] and down [n_ff, d]; biases (gpt-oss) expert-major, or empty.
 struct moe_layer {
     const tensor_view* router;
+    std::span<const float> router_bias;            // [n_expert]
     std::span<const tensor_view> gate, up, down;
+    std::span<const float> gate_bias, up_bias;     // [n_expert][n_ff]
+    std::span<const float> down_bias;              // [n_expert][d]
     int n_used;
+    expert_gating gating;
     bool renormalise;
 };
+
+// rows[i][:] += bias[e][:] for m rows of width n (no-op without a bias).
+inline void add_expert_bias(float* rows, std::span<const float> bias, std::int64_t e, std::int64_t m, std::int64_t n) noexcept {
+    if (bias.empty()) return;
+    const float* b = bias.data() + e * n;
+    for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) rows[i * n + j] += b[j];
+}
 
 // y (n_tokens x d) = sum over each token's chosen experts of weight * down(act(gate x) * up x).
 // `act(gate, up, n)` applies the gated activation in place over gate.
@@ -9894,12 +9492,15 @@ void moe_ffn(const moe_layer& L, const float* x, std::int64_t n_tokens, std::int
     const int k = L.n_used;
     const std::int64_t n_ff = L.gate[0].rows();
     s.logits.resize(std::size_t(n_tokens * n_expert));
-    s.probs.resize(std::size_t(n_expert));
     s.choice.resize(std::size_t(n_tokens * k));
     s.slots.resize(std::size_t(n_tokens * k * d));
     matmul(*L.router, x, n_tokens, s.logits.data(), pool, mm);
-    for (std::int64_t t = 0; t < n_tokens; ++t)
-        route_softmax(s.logits.data() + t * n_expert, n_expert, k, L.renormalise, s.probs.data(), s.choice.data() + t * k);
+    for (std::int64_t t = 0; t < n_tokens; ++t) {
+        float* logits = s.logits.data() + t * n_expert;
+        if (!L.router_bias.empty())
+            for (std::int64_t e = 0; e < n_expert; ++e) logits[e] += L.router_bias[std::size_t(e)];
+        route_experts(logits, n_expert, k, L.gating, L.renormalise, s.choice.data() + t * k);
+    }
 
     for (std::int64_t e = 0; e < n_expert; ++e) {
         s.members.clear();
@@ -9918,8 +9519,11 @@ void moe_ffn(const moe_layer& L, const float* x, std::int64_t n_tokens, std::int
         const tensor_view& g = L.gate[std::size_t(e)];
         const tensor_view& u = L.up[std::size_t(e)];
         matmul({{&g, s.gate.data()}, {&u, s.up.data()}}, s.xg.data(), m, pool, mm);
+        add_expert_bias(s.gate.data(), L.gate_bias, e, m, n_ff);
+        add_expert_bias(s.up.data(), L.up_bias, e, m, n_ff);
         act(s.gate.data(), s.up.data(), m * n_ff);
         matmul(L.down[std::size_t(e)], s.gate.data(), m, s.down.data(), pool, mm);
+        add_expert_bias(s.down.data(), L.down_bias, e, m, d);
         for (std::int64_t i = 0; i < m; ++i) {
             const std::int64_t slot = s.members[std::size_t(i)];
             const float wgt = s.choice[std::size_t(slot)].weight;
@@ -9941,6 +9545,497 @@ void moe_ffn(const moe_layer& L, const float* x, std::int64_t n_tokens, std::int
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/ops/moe.hpp ----
+// ---- begin qinfer/ops/rope.hpp ----
+// qinfer/ops/rope.hpp — rotary position embedding, "normal" (adjacent pairs, llama) and
+// "neox" (pairs i, i + n_rot/2; qwen2/qwen3) layouts, with ggml's angle recurrence; linear and
+// YaRN scaling, per-pair frequency factors.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+
+QINFER_NAMESPACE_BEGIN
+
+enum class rope_layout { normal, neox };
+
+struct rope_params {
+    rope_layout layout = rope_layout::normal;
+    int n_rot = 0;                        // rotated dimensions per head (<= head_dim)
+    float freq_base = 10000.0f;
+    float freq_scale = 1.0f;              // 1 / linear scaling factor
+    const float* freq_factors = nullptr;  // per-pair divisors (llama3 rope_freqs, phi3 long/short), or null
+    float attn_factor = 1.0f;             // multiplies cos and sin (rope.scaling.attn_factor)
+    // YaRN (ext_factor 1): dimensions below corr_lo keep their extrapolated angle, those above
+    // corr_hi the interpolated one, a linear ramp between; cos and sin grow by 1 + 0.1 ln(1/scale).
+    float ext_factor = 0.0f;
+    float corr_lo = 0.0f, corr_hi = 0.0f;
+};
+
+// YaRN's correction range for a RoPE base: the dimensions whose wavelength spans between
+// beta_fast and beta_slow rotations over the original context (floored / ceiled, clamped).
+inline void rope_yarn_corr_dims(int n_rot, std::int64_t n_ctx_orig, float base, float beta_fast, float beta_slow,
+                                float& lo, float& hi) noexcept {
+    constexpr float pi = 3.14159265358979323846f;
+    auto dim = [&](float rotations) {
+        return float(n_rot) * std::log(float(n_ctx_orig) / (rotations * 2.0f * pi)) / (2.0f * std::log(base));
+    };
+    lo = std::max(0.0f, std::floor(dim(beta_fast)));
+    hi = std::min(float(n_rot - 1), std::ceil(dim(beta_slow)));
+}
+
+// Fills cache[2*i], cache[2*i+1] with cos, sin of the angle of pair i at `pos`. The angle is
+// built by repeated multiplication, as ggml does, rather than pow() per pair: the float
+// rounding of that recurrence is part of what llama.cpp computes.
+inline void rope_angles(const rope_params& p, std::int64_t pos, float* cache) noexcept {
+    const float theta_scale = std::pow(p.freq_base, -2.0f / float(p.n_rot));
+    float mscale = p.attn_factor;
+    if (p.ext_factor != 0.0f) mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
+    float theta = float(pos);
+    for (int i = 0; i < p.n_rot; i += 2) {
+        const float ff = p.freq_factors ? p.freq_factors[i / 2] : 1.0f;
+        const float extrap = theta / ff;
+        float t = p.freq_scale * extrap;
+        if (p.ext_factor != 0.0f) {
+            const float y = (float(i / 2) - p.corr_lo) / std::max(0.001f, p.corr_hi - p.corr_lo);
+            const float mix = (1.0f - std::min(1.0f, std::max(0.0f, y))) * p.ext_factor;
+            t = t * (1.0f - mix) + extrap * mix;
+        }
+        cache[i] = std::cos(t) * mscale;
+        cache[i + 1] = std::sin(t) * mscale;
+        theta *= theta_scale;
+    }
+}
+
+// Rotates n_heads heads of head_dim floats each (contiguous) in place, given the angles.
+inline void rope_apply(const rope_params& p, const float* cache, float* x, int n_heads, int head_dim) noexcept {
+    for (int h = 0; h < n_heads; ++h) {
+        float* v = x + std::int64_t(h) * head_dim;
+        for (int i = 0; i < p.n_rot; i += 2) {
+            const float c = cache[i], s = cache[i + 1];
+            float* a;
+            float* b;
+            if (p.layout == rope_layout::normal) { a = v + i; b = v + i + 1; }
+            else { a = v + i / 2; b = v + i / 2 + p.n_rot / 2; }
+            const float x0 = *a, x1 = *b;
+            *a = x0 * c - x1 * s;
+            *b = x0 * s + x1 * c;
+        }
+    }
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/ops/rope.hpp ----
+
+QINFER_NAMESPACE_BEGIN
+
+// What one layer does differently from the next (gemma's local / global layers).
+struct layer_config {
+    std::int64_t window = 0;         // sliding-window attention: query p sees keys p-window+1 .. p; 0 = all
+    float rope_freq_base = 10000.0f;
+    float rope_freq_scale = 1.0f;    // 1 / linear scaling factor
+};
+
+struct model_config {
+    std::string arch;           // general.architecture
+    std::int64_t n_ctx_train = 0;
+    std::int64_t n_embd = 0;
+    std::int64_t n_layer = 0;
+    std::int64_t n_ff = 0;      // dense feed-forward width
+    std::int64_t n_head = 0;
+    std::int64_t n_head_kv = 0;
+    std::int64_t head_dim = 0;  // per-head key/value width (may differ from n_embd / n_head)
+    std::int64_t n_vocab = 0;
+    std::int64_t n_rot = 0;
+    float rms_eps = 1e-5f;
+    float rope_freq_base = 10000.0f;
+    float rope_freq_scale = 1.0f;
+    float rope_attn_factor = 1.0f;       // multiplies RoPE's cos / sin (rope.scaling.attn_factor)
+    std::int64_t n_ctx_orig = 0;         // rope.scaling.original_context_length (long / short factors, YaRN)
+    bool rope_yarn = false;              // rope.scaling.type yarn: YaRN's ramp with beta_fast 32, beta_slow 1
+
+    // Attention: scores = softcap(q_scale·q · k) · kq_scale, then softmax.
+    float q_scale = 1.0f;                // applied to the query before the cache's rounding (gemma, phi3)
+    float kq_scale = 0.0f;               // 0: 1 / sqrt(head_dim)
+    float attn_softcap = 0.0f;           // s -> cap · tanh(s / cap); 0 = off
+    float final_softcap = 0.0f;          // the same on the output logits
+    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd))
+
+    // Mixture of experts (0 experts: a dense feed-forward).
+    std::int64_t n_expert = 0;
+    std::int64_t n_expert_used = 0;
+    std::int64_t n_ff_exp = 0;           // each expert's feed-forward width
+    bool expert_weights_norm = true;     // renormalise the chosen experts' weights to sum 1
+    expert_gating gating = expert_gating::softmax;
+
+    std::vector<layer_config> layers;
+};
+
+namespace detail {
+
+// Reads an integer hyper-parameter stored as any integer type (writers differ: u32 / i32 / u64).
+inline std::optional<std::int64_t> get_int(const gguf::reader& r, const std::string& key) {
+    const auto t = r.type_of(key);
+    if (!t) return std::nullopt;
+    switch (*t) {
+    case gguf::value_type::u8: return std::int64_t(*r.get<std::uint8_t>(key));
+    case gguf::value_type::i8: return std::int64_t(*r.get<std::int8_t>(key));
+    case gguf::value_type::u16: return std::int64_t(*r.get<std::uint16_t>(key));
+    case gguf::value_type::i16: return std::int64_t(*r.get<std::int16_t>(key));
+    case gguf::value_type::u32: return std::int64_t(*r.get<std::uint32_t>(key));
+    case gguf::value_type::i32: return std::int64_t(*r.get<std::int32_t>(key));
+    case gguf::value_type::u64: {
+        const std::uint64_t v = *r.get<std::uint64_t>(key);
+        if (v > std::uint64_t(INT64_MAX)) break;
+        return std::int64_t(v);
+    }
+    case gguf::value_type::i64: return *r.get<std::int64_t>(key);
+    default: break;
+    }
+    throw error(r.path() + ": key " + key + " must be an integer");
+}
+
+inline std::int64_t require_positive(const gguf::reader& r, const std::string& key) {
+    const auto v = get_int(r, key);
+    if (!v) throw error(r.path() + ": missing hyper-parameter " + key);
+    if (*v <= 0 || *v > (std::int64_t(1) << 31)) throw error(r.path() + ": hyper-parameter " + key + " = " + std::to_string(*v) + " is out of range");
+    return *v;
+}
+
+// An optional integer within [lo, hi]; out of range is an error naming the key.
+inline std::optional<std::int64_t> get_int_in(const gguf::reader& r, const std::string& key, std::int64_t lo, std::int64_t hi) {
+    const auto v = get_int(r, key);
+    if (v && (*v < lo || *v > hi))
+        throw error(r.path() + ": hyper-parameter " + key + " = " + std::to_string(*v) + " is out of range [" +
+                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    return v;
+}
+
+inline std::optional<float> get_float(const gguf::reader& r, const std::string& key) {
+    const auto t = r.type_of(key);
+    if (!t) return std::nullopt;
+    float v = 0;
+    if (*t == gguf::value_type::f32) v = *r.get<float>(key);
+    else if (*t == gguf::value_type::f64) v = float(*r.get<double>(key));
+    else throw error(r.path() + ": key " + key + " must be a float");
+    if (!std::isfinite(v)) throw error(r.path() + ": key " + key + " must be finite");
+    return v;
+}
+
+// A positive float (a soft-cap, a window, a base): 0 or negative is an error naming the key.
+inline std::optional<float> get_positive_float(const gguf::reader& r, const std::string& key) {
+    const auto v = get_float(r, key);
+    if (v && !(*v > 0.0f)) throw error(r.path() + ": key " + key + " must be > 0");
+    return v;
+}
+
+// The keys every llama-like architecture shares; the architecture's traits add the rest.
+inline model_config read_common_config(const gguf::reader& r, std::string arch) {
+    model_config c;
+    c.arch = std::move(arch);
+    const std::string p = c.arch + ".";
+    c.n_embd = require_positive(r, p + "embedding_length");
+    c.n_layer = require_positive(r, p + "block_count");
+    // Every layer has tensors: a count the file cannot back is refused before anything is sized from it.
+    if (std::uint64_t(c.n_layer) > r.tensors().size())
+        throw error(r.path() + ": " + p + "block_count = " + std::to_string(c.n_layer) + " but the file holds only " +
+                    std::to_string(r.tensors().size()) + " tensors");
+    c.n_head = require_positive(r, p + "attention.head_count");
+    c.n_head_kv = get_int(r, p + "attention.head_count_kv").value_or(c.n_head);
+    c.n_ctx_train = get_int(r, p + "context_length").value_or(2048);
+    if (c.n_ctx_train <= 0) throw error(r.path() + ": " + p + "context_length must be > 0");
+    if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
+        throw error(r.path() + ": " + p + "attention.head_count_kv = " + std::to_string(c.n_head_kv) +
+                    " must divide attention.head_count = " + std::to_string(c.n_head));
+    c.head_dim = get_int(r, p + "attention.key_length").value_or(c.n_embd / c.n_head);
+    const auto vlen = get_int(r, p + "attention.value_length").value_or(c.head_dim);
+    if (vlen != c.head_dim) throw error(r.path() + ": attention.value_length != key_length is not supported");
+    if (c.head_dim <= 0 || c.head_dim > 512 || c.head_dim % 2 != 0)
+        throw error(r.path() + ": head dimension " + std::to_string(c.head_dim) + " must be even and at most 512");
+    c.n_rot = get_int(r, p + "rope.dimension_count").value_or(c.head_dim);
+    if (c.n_rot <= 0 || c.n_rot > c.head_dim || c.n_rot % 2 != 0)
+        throw error(r.path() + ": " + p + "rope.dimension_count = " + std::to_string(c.n_rot) + " must be even and <= head dimension");
+    c.rms_eps = get_float(r, p + "attention.layer_norm_rms_epsilon").value_or(1e-5f);
+    c.rope_freq_base = get_positive_float(r, p + "rope.freq_base").value_or(10000.0f);
+    if (const auto type = r.get<std::string_view>(p + "rope.scaling.type"); type && *type != "none") {
+        if (*type != "linear" && *type != "yarn")
+            throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear, yarn)",
+                        errc::unsupported);
+        const float factor = get_float(r, p + "rope.scaling.factor").value_or(1.0f);
+        if (!(factor > 0.0f)) throw error(r.path() + ": " + p + "rope.scaling.factor must be > 0");
+        c.rope_freq_scale = 1.0f / factor;
+        c.rope_yarn = *type == "yarn";
+    } else if (const auto factor = get_positive_float(r, p + "rope.scale_linear")) {
+        c.rope_freq_scale = 1.0f / *factor;
+    }
+    c.rope_attn_factor = get_positive_float(r, p + "rope.scaling.attn_factor").value_or(1.0f);
+    if (c.rope_yarn && r.contains(p + "rope.scaling.yarn_log_multiplier"))
+        throw error(r.path() + ": " + p + "rope.scaling.yarn_log_multiplier is not supported", errc::unsupported);
+    if (c.rope_yarn) {
+        // llama.cpp's YaRN magnitude: its context scales cos / sin by mscale(factor) and then by
+        // 1 / (1 + 0.1 ln factor), which the RoPE kernel's own 1 + 0.1 ln factor undoes again;
+        // the float products are kept as it computes them.
+        const float factor = 1.0f / c.rope_freq_scale;
+        const float mscale = factor <= 1.0f ? 1.0f : 0.1f * std::log(factor) + 1.0f;
+        c.rope_attn_factor = mscale * (1.0f / (1.0f + 0.1f * std::log(factor))) * c.rope_attn_factor;
+    }
+    c.n_ctx_orig = get_int_in(r, p + "rope.scaling.original_context_length", 1, std::int64_t(1) << 31).value_or(c.n_ctx_train);
+
+    // Dense models have feed_forward_length; mixture-of-experts files may give only the
+    // experts' width.
+    c.n_expert = get_int_in(r, p + "expert_count", 0, 1024).value_or(0);
+    c.n_expert_used = get_int_in(r, p + "expert_used_count", 0, 1024).value_or(0);
+    if (c.n_expert > 0) {
+        if (c.n_expert_used <= 0 || c.n_expert_used > std::min<std::int64_t>(c.n_expert, 64))
+            throw error(r.path() + ": " + p + "expert_used_count = " + std::to_string(c.n_expert_used) +
+                        " must be in [1, min(64, expert_count = " + std::to_string(c.n_expert) + ")]");
+        c.n_ff = get_int_in(r, p + "feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
+        c.n_ff_exp = get_int_in(r, p + "expert_feed_forward_length", 1, std::int64_t(1) << 31).value_or(0);
+        if (c.n_ff_exp == 0) {
+            if (c.n_ff == 0) throw error(r.path() + ": missing hyper-parameter " + p + "expert_feed_forward_length");
+            c.n_ff_exp = c.n_ff;  // llama (Mixtral): the experts have the dense width
+        }
+    } else {
+        if (c.n_expert_used != 0)
+            throw error(r.path() + ": " + p + "expert_used_count = " + std::to_string(c.n_expert_used) + " without experts");
+        c.n_ff = require_positive(r, p + "feed_forward_length");
+    }
+
+    if (const auto n = get_int(r, p + "vocab_size")) c.n_vocab = *n;
+    else if (const auto tokens = r.get_array<std::string_view>("tokenizer.ggml.tokens")) c.n_vocab = std::int64_t(tokens->size());
+
+    c.layers.resize(std::size_t(c.n_layer));
+    for (layer_config& l : c.layers) {
+        l.rope_freq_base = c.rope_freq_base;
+        l.rope_freq_scale = c.rope_freq_scale;
+    }
+    return c;
+}
+
+// Marks layers local (sliding window `window`) by llama.cpp's period rule: of every `period`
+// layers the last is global, the others local; period 0 makes every layer local.
+inline void set_window_pattern(model_config& c, std::int64_t window, std::int64_t period, float local_base, float local_scale) {
+    for (std::int64_t il = 0; il < c.n_layer; ++il) {
+        const bool local = period == 0 || il % period < period - 1;
+        if (!local) continue;
+        layer_config& l = c.layers[std::size_t(il)];
+        l.window = window;
+        l.rope_freq_base = local_base;
+        l.rope_freq_scale = local_scale;
+    }
+}
+
+}  // namespace detail
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/model/config.hpp ----
+// ---- begin qinfer/model/transformer.hpp ----
+// qinfer/model/transformer.hpp — the forward pass of a llama-family decoder.
+//
+// Reads top to bottom like the architecture diagram: embed (times embd_scale), then per layer
+//   x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)))
+//   x += post_norm(ffn(norm(x)))      ffn: Wdown · (act(Wgate·h) * Wup·h), or a mixture of experts
+// then the final norm, the output head and an optional soft-cap. The architecture's traits
+// (`Arch`, model/arch.hpp) choose the policies at compile time — RoPE layout, norm placement,
+// q/k norms, activation — and the layer_config of each layer its window and RoPE base.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+// ---- begin qinfer/ops/activation.hpp ----
+// qinfer/ops/activation.hpp — the feed-forward non-linearities, and the logit soft-cap.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+
+QINFER_NAMESPACE_BEGIN
+
+inline float silu(float x) noexcept { return x / (1.0f + std::exp(-x)); }
+
+// GELU, tanh approximation, as ggml's CPU backend computes it: the input rounded to fp16 and
+// the result read from an fp16 table (so rounded to fp16 too), exact outside (-10, 10).
+inline float gelu_tanh(float x) noexcept {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
+    const float h = to_float(to_fp16(x));
+    constexpr float sqrt_2_over_pi = 0.79788456080286535587989211986876f, coef = 0.044715f;
+    return to_float(to_fp16(0.5f * h * (1.0f + std::tanh(sqrt_2_over_pi * h * (1.0f + coef * h * h)))));
+}
+
+// gate[i] = silu(gate[i]) * up[i]: SwiGLU, in place over the gate.
+inline void swiglu(float* gate, const float* up, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n; ++i) gate[i] = silu(gate[i]) * up[i];
+}
+
+// gate[i] = gelu(gate[i]) * up[i]: GeGLU (gemma), in place over the gate.
+inline void geglu(float* gate, const float* up, std::int64_t n) noexcept {
+    for (std::int64_t i = 0; i < n; ++i) gate[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+// gpt-oss's clamped SwiGLU, in place over the gate: g = min(gate, 7), u = clamp(up, -7, 7),
+// gate = g * sigmoid(1.702 g) * (u + 1).
+inline void swiglu_oai(float* gate, const float* up, std::int64_t n) noexcept {
+    constexpr float alpha = 1.702f, limit = 7.0f;
+    for (std::int64_t i = 0; i < n; ++i) {
+        const float g = std::min(gate[i], limit);
+        const float u = std::clamp(up[i], -limit, limit);
+        gate[i] = g / (1.0f + std::exp(alpha * (-g))) * (u + 1.0f);
+    }
+}
+
+// x -> cap * tanh(x / cap), in place (gemma2's final logits); cap 0 leaves x alone.
+inline void softcap(float* x, std::int64_t n, float cap) noexcept {
+    if (!(cap > 0.0f)) return;
+    const float inv = 1.0f / cap;
+    for (std::int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/ops/activation.hpp ----
+// ---- begin qinfer/ops/attention.hpp ----
+// qinfer/ops/attention.hpp — causal grouped-query attention of new queries over a KV cache.
+//
+// Mirrors what llama.cpp computes without flash attention: with an fp16 cache the query is
+// rounded to fp16 before q.k (ggml converts the activation to the cache's type), the
+// softmax runs in float with its sum in double, and the probabilities are rounded to fp16
+// before they weight V.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+
+#if QINFER_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
+QINFER_NAMESPACE_BEGIN
+
+namespace detail {
+inline float as_float(float v) noexcept { return v; }
+inline float as_float(fp16 v) noexcept { return to_float(v); }
+template <class T> inline float round_to(float v) noexcept {
+    if constexpr (std::is_same_v<T, fp16>) return to_float(to_fp16(v));
+    else return v;
+}
+
+#if QINFER_X86_DISPATCH
+QINFER_TARGET_AVX2 inline __m256 load8(const float* p) noexcept { return _mm256_loadu_ps(p); }
+QINFER_TARGET_AVX2 inline __m256 load8(const fp16* p) noexcept {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// sum_d k[d] * q[d], eight lanes and two chains at a time.
+template <class T>
+QINFER_TARGET_AVX2 inline float dot_avx2(const T* k, const float* q, int n) noexcept {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= n; d += 16) {
+        a0 = _mm256_fmadd_ps(load8(k + d), _mm256_loadu_ps(q + d), a0);
+        a1 = _mm256_fmadd_ps(load8(k + d + 8), _mm256_loadu_ps(q + d + 8), a1);
+    }
+    __m256 a = _mm256_add_ps(a0, a1);
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    float s = _mm_cvtss_f32(r);
+    for (; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+// out[d] += v[d] * p: a multiply and an add per lane, as the scalar loop does, so every
+// instruction set gives the same bits.
+template <class T>
+QINFER_TARGET_AVX2 inline void axpy_avx2(float* out, const T* v, float p, int n) noexcept {
+    const __m256 pv = _mm256_set1_ps(p);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_loadu_ps(out + d), _mm256_mul_ps(load8(v + d), pv)));
+    for (; d < n; ++d) out[d] += as_float(v[d]) * p;
+}
+#endif
+
+template <class T> inline float dot_kq(const T* k, const float* q, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return dot_avx2(k, q, n);
+#endif
+    float s = 0.0f;
+    for (int d = 0; d < n; ++d) s += as_float(k[d]) * q[d];
+    return s;
+}
+
+template <class T> inline void add_scaled(float* out, const T* v, float p, int n) noexcept {
+#if QINFER_X86_DISPATCH
+    if (active_isa() >= isa::avx2) return axpy_avx2(out, v, p, n);
+#endif
+    for (int d = 0; d < n; ++d) out[d] += as_float(v[d]) * p;
+}
+}  // namespace detail
+
+// Geometry of one layer's cache: element (pos, kv_head, d) is at pos*stride + kv_head*head_dim + d.
+template <class T>
+struct kv_layer_view {
+    const T* k;
+    const T* v;
+    std::int64_t stride;  // elements per position (n_kv_heads * head_dim)
+};
+
+// What a layer's attention adds to plain scaled dot-product attention.
+struct attention_params {
+    float kq_scale = 1.0f;     // multiplies the scores inside the softmax
+    float softcap = 0.0f;      // scores s -> cap * tanh(s / cap) before the scale (gemma2); 0 = off
+    std::int64_t window = 0;   // sliding window: keys before pos - window + 1 are masked; 0 = none
+};
+
+// out (head_dim floats) = attention of query head `h` (head_dim floats) at absolute position
+// `pos` over cache positions [pos - window + 1, pos] (all of [0, pos] without a window).
+// `scores` must hold pos + 1 floats. A finite `sink` (gpt-oss) is one more logit in the
+// softmax's max and sum that weights no value: it lets a head attend to nothing.
+template <class T>
+inline void attend_head(const kv_layer_view<T>& kv, const float* q, int kv_head, int head_dim, std::int64_t pos,
+                        const attention_params& p, float* scores, float* out,
+                        float sink = -std::numeric_limits<float>::infinity()) noexcept {
+    const std::int64_t first = p.window > 0 ? std::max<std::int64_t>(0, pos - p.window + 1) : 0;
+    const std::int64_t n = pos + 1 - first;
+    const T* keys = kv.k + first * kv.stride + std::int64_t(kv_head) * head_dim;
+    const T* values = kv.v + first * kv.stride + std::int64_t(kv_head) * head_dim;
+    float qr[512];  // head_dim <= 512 is checked at load time
+    for (int d = 0; d < head_dim; ++d) qr[d] = detail::round_to<T>(q[d]);
+    const float inv_cap = p.softcap > 0.0f ? 1.0f / p.softcap : 0.0f;
+    float max = -std::numeric_limits<float>::infinity();
+    for (std::int64_t j = 0; j < n; ++j) {
+        float s = detail::dot_kq(keys + j * kv.stride, qr, head_dim);
+        if (p.softcap > 0.0f) s = std::tanh(s * inv_cap) * p.softcap;
+        scores[j] = s * p.kq_scale;
+        max = std::max(max, scores[j]);
+    }
+    max = std::max(max, sink);
+    double sum = 0.0;
+    for (std::int64_t j = 0; j < n; ++j) {
+        const float e = std::exp(scores[j] - max);
+        scores[j] = e;
+        sum += e;
+    }
+    sum += std::exp(sink - max);  // 0 without a sink
+    const float inv = float(1.0 / sum);
+    for (std::int64_t j = 0; j < n; ++j) scores[j] = detail::round_to<T>(scores[j] * inv);
+    for (int d = 0; d < head_dim; ++d) out[d] = 0.0f;
+    for (std::int64_t j = 0; j < n; ++j) detail::add_scaled(out, values + j * kv.stride, scores[j], head_dim);
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/ops/attention.hpp ----
 // ---- begin qinfer/ops/norm.hpp ----
 // qinfer/ops/norm.hpp — RMSNorm with ggml's arithmetic (squares summed in double).
 
@@ -9985,8 +10080,9 @@ enum class norm_placement {
     sandwich,  // x += post_norm(f(norm(x)))            (gemma2, gemma3)
 };
 
-// The gated feed-forward activation: act(gate) * up.
-enum class ffn_activation { silu, gelu_tanh };
+// The gated feed-forward activation: act(gate) * up; swiglu_oai is gpt-oss's clamped form,
+// min(g, 7) * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1).
+enum class ffn_activation { silu, gelu_tanh, swiglu_oai };
 
 // Whether the feed-forward block is dense, a mixture of experts, or either as the file says.
 enum class ffn_kind { dense, experts, either };
@@ -9999,6 +10095,8 @@ struct arch_defaults {
     static constexpr ffn_kind ffn = ffn_kind::dense;
     static constexpr bool qk_norm = false;      // RMSNorm over each q and k head before RoPE
     static constexpr bool embd_scale = false;   // embeddings times sqrt(n_embd)
+    static constexpr bool attn_sinks = false;   // a learned per-head sink logit in the softmax
+    static constexpr std::string_view ffn_norm_name = "ffn_norm";
     static void configure(model_config&, const gguf::reader&) {}
 };
 
@@ -10084,6 +10182,26 @@ struct arch_phi3 : arch_defaults {  // Phi-3 / Phi-4: fused attn_qkv and gate/up
     }
 };
 
+struct arch_gpt_oss : arch_defaults {  // gpt-oss: sinks, YaRN, clamped SwiGLU experts with biases
+    static constexpr std::string_view name = "gpt-oss";
+    static constexpr rope_layout rope = rope_layout::neox;
+    static constexpr ffn_activation activation = ffn_activation::swiglu_oai;
+    static constexpr ffn_kind ffn = ffn_kind::experts;
+    static constexpr bool attn_sinks = true;
+    static constexpr std::string_view ffn_norm_name = "post_attention_norm";  // the FFN's pre-norm
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto window = detail::get_int_in(r, p + "attention.sliding_window", 1, std::int64_t(1) << 31);
+        if (!window) throw error(r.path() + ": missing hyper-parameter " + p + "attention.sliding_window");
+        const auto period = detail::get_int_in(r, p + "attention.sliding_window_pattern", 0, std::int64_t(1) << 31).value_or(2);
+        const float local_base = detail::get_positive_float(r, p + "rope.freq_base_swa").value_or(c.rope_freq_base);
+        detail::set_window_pattern(c, *window, period, local_base, c.rope_freq_scale);
+        c.kq_scale = 1.0f / std::sqrt(float(c.n_rot));
+        c.gating = expert_gating::softmax_over_chosen;
+        c.expert_weights_norm = false;
+    }
+};
+
 // Calls f.template operator()<Arch>() for the architecture named in the file; false if
 // the name is not supported.
 template <class F>
@@ -10095,10 +10213,11 @@ bool visit_arch(std::string_view name, F&& f) {
     if (name == arch_gemma2::name) { f.template operator()<arch_gemma2>(); return true; }
     if (name == arch_gemma3::name) { f.template operator()<arch_gemma3>(); return true; }
     if (name == arch_phi3::name) { f.template operator()<arch_phi3>(); return true; }
+    if (name == arch_gpt_oss::name) { f.template operator()<arch_gpt_oss>(); return true; }
     return false;
 }
 
-inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3";
+inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss";
 
 // Reads and checks the hyper-parameters; throws qinfer::error naming the missing or
 // inconsistent key.
@@ -10118,7 +10237,7 @@ inline model_config read_config(const gguf::reader& r) {
     });
     if (!known)
         throw error(r.path() + ": unsupported architecture '" + std::string(*arch) + "' (supported: " +
-                    std::string(supported_architectures) + ")");
+                    std::string(supported_architectures) + ")", errc::unsupported);
     if (c.kq_scale == 0.0f) c.kq_scale = 1.0f / std::sqrt(float(c.head_dim));
     return c;
 }
@@ -10203,6 +10322,8 @@ QINFER_NAMESPACE_BEGIN
 struct expert_weights {
     tensor_view router;                        // ffn_gate_inp: [n_embd, n_expert]
     std::vector<tensor_view> gate, up, down;   // one view per expert, sliced from the 3-D tensors
+    std::vector<float> router_bias;            // biases (gpt-oss), expert-major; or empty
+    std::vector<float> gate_bias, up_bias, down_bias;
     explicit operator bool() const noexcept { return bool(router); }
 };
 
@@ -10212,6 +10333,7 @@ struct layer_weights {
     std::vector<float> attn_norm, ffn_norm;  // pre-norms
     std::vector<float> attn_post_norm, ffn_post_norm;  // sandwich norms (gemma)
     std::vector<float> q_norm, k_norm;       // per-head q/k RMSNorm (qwen3, gemma3)
+    std::vector<float> attn_sinks;           // per-head sink logits (gpt-oss)
     tensor_view w_gate, w_up, w_down;        // dense gated FFN (gate/up may halve a fused ffn_up)
     expert_weights experts;                  // mixture of experts instead of the dense FFN
 };
@@ -10265,20 +10387,22 @@ public:
         return tensor_view{t->type, t->ne, t->data};
     }
 
-    // A 1-D vector of n floats (norm weights, biases), converted to f32 if stored otherwise.
-    std::vector<float> vector(const std::string& name, std::int64_t n, bool required = true) const {
+    // A 1-D vector of n floats (norm weights, biases), or with rows > 1 a [n, rows] matrix read
+    // row after row (per-expert biases); converted to f32 if stored otherwise.
+    std::vector<float> vector(const std::string& name, std::int64_t n, bool required = true, std::int64_t rows = 1) const {
         const gguf::tensor_info* t = r_.find_tensor(name);
         if (!t) {
             if (required) throw error(r_.path() + ": missing tensor " + name);
             return {};
         }
-        if (t->n_elements != n || t->ne[0] != n)
-            throw error(r_.path() + ": tensor " + name + " has shape " + shape_string(t->ne, t->n_dims) +
-                        ", expected [" + std::to_string(n) + "]");
+        if (t->n_elements != n * rows || t->ne[0] != n || t->ne[1] != rows)
+            throw error(r_.path() + ": tensor " + name + " has shape " + shape_string(t->ne, t->n_dims) + ", expected [" +
+                        std::to_string(n) + (rows > 1 ? ", " + std::to_string(rows) : "") + "]");
         if (!has_kernels(t->type))
             throw error(r_.path() + ": tensor " + name + " has unsupported type " + std::string(type_name(t->type)));
-        std::vector<float> out(static_cast<std::size_t>(n));
-        dequantize_row(tensor_view{t->type, t->ne, t->data}, 0, out.data());
+        std::vector<float> out(static_cast<std::size_t>(n * rows));
+        const tensor_view v{t->type, t->ne, t->data};
+        for (std::int64_t i = 0; i < rows; ++i) dequantize_row(v, i, out.data() + i * n);
         return out;
     }
 
@@ -10338,7 +10462,8 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
             l.q_norm = L.vector(b + "attn_q_norm.weight", c.head_dim);
             l.k_norm = L.vector(b + "attn_k_norm.weight", c.head_dim);
         }
-        l.ffn_norm = L.vector(b + "ffn_norm.weight", d);
+        if constexpr (Arch::attn_sinks) l.attn_sinks = L.vector(b + "attn_sinks.weight", c.n_head);
+        l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
         if constexpr (Arch::norms == norm_placement::sandwich) {
             l.attn_post_norm = L.vector(b + "post_attention_norm.weight", d);
             l.ffn_post_norm = L.vector(b + "post_ffw_norm.weight", d);
@@ -10348,6 +10473,10 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
             l.experts.gate = L.experts(b + "ffn_gate_exps.weight", d, c.n_ff_exp, c.n_expert);
             l.experts.up = L.experts(b + "ffn_up_exps.weight", d, c.n_ff_exp, c.n_expert);
             l.experts.down = L.experts(b + "ffn_down_exps.weight", c.n_ff_exp, d, c.n_expert);
+            l.experts.router_bias = L.vector(b + "ffn_gate_inp.bias", c.n_expert, false);
+            l.experts.gate_bias = L.vector(b + "ffn_gate_exps.bias", c.n_ff_exp, false, c.n_expert);
+            l.experts.up_bias = L.vector(b + "ffn_up_exps.bias", c.n_ff_exp, false, c.n_expert);
+            l.experts.down_bias = L.vector(b + "ffn_down_exps.bias", d, false, c.n_expert);
         } else if (!L.has(b + "ffn_gate.weight") && L.has(b + "ffn_up.weight")) {
             // phi3: gate and up fused in ffn_up, gate first
             const tensor_view up = L.matrix(b + "ffn_up.weight", d, 2 * c.n_ff);
@@ -10412,6 +10541,7 @@ inline void add_residual(std::vector<float>& x, const std::vector<float>& o, std
 template <ffn_activation A>
 inline void gated_activation(float* gate, const float* up, std::int64_t n) noexcept {
     if constexpr (A == ffn_activation::gelu_tanh) geglu(gate, up, n);
+    else if constexpr (A == ffn_activation::swiglu_oai) swiglu_oai(gate, up, n);
     else swiglu(gate, up, n);
 }
 
@@ -10445,6 +10575,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     rp.layout = Arch::rope;
     rp.n_rot = int(c.n_rot);
     rp.attn_factor = c.rope_attn_factor;
+    rp.ext_factor = c.rope_yarn ? 1.0f : 0.0f;
     if (!w.rope_freqs.empty()) rp.freq_factors = w.rope_freqs.data();
     else if (!w.rope_long.empty() && cache.n_ctx() > c.n_ctx_orig) rp.freq_factors = w.rope_long.data();
     else if (!w.rope_short.empty()) rp.freq_factors = w.rope_short.data();
@@ -10462,6 +10593,7 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         rope_params p = rp;
         p.freq_base = rope_kinds[r].first;
         p.freq_scale = rope_kinds[r].second;
+        if (c.rope_yarn) rope_yarn_corr_dims(p.n_rot, c.n_ctx_orig, p.freq_base, 32.0f, 1.0f, p.corr_lo, p.corr_hi);
         for (std::int64_t t = 0; t < n; ++t) rope_angles(p, n_past + t, s.rope.data() + (std::int64_t(r) * n + t) * c.n_rot);
     }
 
@@ -10507,9 +10639,10 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
             const kv_layer_view<T> kv = cache.layer<T>(il);
             auto head = [&](int h) {
                 float* scores = s.scores.data() + std::int64_t(h) * n_ctx_used;
+                const float sink = L.attn_sinks.empty() ? -std::numeric_limits<float>::infinity() : L.attn_sinks[std::size_t(h)];
                 for (std::int64_t t = 0; t < n; ++t)
                     attend_head(kv, s.q.data() + t * q_dim + h * hd, int(h / group), int(hd), n_past + t, ap, scores,
-                                s.att.data() + t * q_dim + h * hd);
+                                s.att.data() + t * q_dim + h * hd, sink);
             };
             if (c.n_head * n * n_ctx_used * hd < (std::int64_t(1) << 16))  // too little work to share
                 for (int h = 0; h < int(c.n_head); ++h) head(h);
@@ -10531,8 +10664,9 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         for (std::int64_t t = 0; t < n; ++t)
             rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
         if (L.experts) {
-            const moe_layer ml{&L.experts.router, L.experts.gate, L.experts.up, L.experts.down, int(c.n_expert_used),
-                               c.expert_weights_norm};
+            const expert_weights& E = L.experts;
+            const moe_layer ml{&E.router, E.router_bias, E.gate, E.up, E.down, E.gate_bias, E.up_bias, E.down_bias,
+                               int(c.n_expert_used), c.gating, c.expert_weights_norm};
             moe_ffn(ml, s.xn.data(), n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
         } else {
             matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);

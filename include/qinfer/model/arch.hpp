@@ -178,7 +178,7 @@ inline model_config read_config(const gguf::reader& r) {
     });
     if (!known)
         throw error(r.path() + ": unsupported architecture '" + std::string(*arch) + "' (supported: " +
-                    std::string(supported_architectures) + ")");
+                    std::string(supported_architectures) + ")", errc::unsupported);
     if (c.kq_scale == 0.0f) c.kq_scale = 1.0f / std::sqrt(float(c.head_dim));
     return c;
 }

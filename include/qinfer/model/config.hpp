@@ -147,7 +147,8 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
     c.rope_freq_base = get_positive_float(r, p + "rope.freq_base").value_or(10000.0f);
     if (const auto type = r.get<std::string_view>(p + "rope.scaling.type"); type && *type != "none") {
         if (*type != "linear" && *type != "yarn")
-            throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear, yarn)");
+            throw error(r.path() + ": rope scaling '" + std::string(*type) + "' is not supported (none, linear, yarn)",
+                        errc::unsupported);
         const float factor = get_float(r, p + "rope.scaling.factor").value_or(1.0f);
         if (!(factor > 0.0f)) throw error(r.path() + ": " + p + "rope.scaling.factor must be > 0");
         c.rope_freq_scale = 1.0f / factor;
@@ -157,7 +158,7 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
     }
     c.rope_attn_factor = get_positive_float(r, p + "rope.scaling.attn_factor").value_or(1.0f);
     if (c.rope_yarn && r.contains(p + "rope.scaling.yarn_log_multiplier"))
-        throw error(r.path() + ": " + p + "rope.scaling.yarn_log_multiplier is not supported");
+        throw error(r.path() + ": " + p + "rope.scaling.yarn_log_multiplier is not supported", errc::unsupported);
     if (c.rope_yarn) {
         // llama.cpp's YaRN magnitude: its context scales cos / sin by mscale(factor) and then by
         // 1 / (1 + 0.1 ln factor), which the RoPE kernel's own 1 + 0.1 ln factor undoes again;
