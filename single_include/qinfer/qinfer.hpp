@@ -9635,6 +9635,7 @@ struct layer_config {
     std::int64_t window = 0;         // sliding-window attention: query p sees keys p-window+1 .. p; 0 = all
     float rope_freq_base = 10000.0f;
     float rope_freq_scale = 1.0f;    // 1 / linear scaling factor
+    bool rope = true;                // false: no positional rotation in this layer (smollm3's NoPE layers)
 };
 
 struct model_config {
@@ -9660,7 +9661,9 @@ struct model_config {
     float kq_scale = 0.0f;               // 0: 1 / sqrt(head_dim)
     float attn_softcap = 0.0f;           // s -> cap · tanh(s / cap); 0 = off
     float final_softcap = 0.0f;          // the same on the output logits
-    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd))
+    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd); granite)
+    float residual_scale = 1.0f;         // multiplies each block's output before the residual add (granite)
+    float logit_scale = 1.0f;            // the output logits are multiplied by 1 / logit_scale (granite)
 
     // Mixture of experts (0 experts: a dense feed-forward).
     std::int64_t n_expert = 0;
@@ -10078,7 +10081,12 @@ QINFER_NAMESPACE_BEGIN
 enum class norm_placement {
     pre,       // x += f(norm(x))                       (llama)
     sandwich,  // x += post_norm(f(norm(x)))            (gemma2, gemma3)
+    post,      // x += post_norm(f(x))                  (olmo2)
 };
+
+// RMSNorm of the queries and keys before RoPE: none, over each head (qwen3, gemma3), or over
+// the whole projection at once (olmo2).
+enum class qk_norm_kind { none, per_head, whole };
 
 // The gated feed-forward activation: act(gate) * up; swiglu_oai is gpt-oss's clamped form,
 // min(g, 7) * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1).
@@ -10093,7 +10101,7 @@ struct arch_defaults {
     static constexpr norm_placement norms = norm_placement::pre;
     static constexpr ffn_activation activation = ffn_activation::silu;
     static constexpr ffn_kind ffn = ffn_kind::dense;
-    static constexpr bool qk_norm = false;      // RMSNorm over each q and k head before RoPE
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::none;
     static constexpr bool embd_scale = false;   // embeddings times sqrt(n_embd)
     static constexpr bool attn_sinks = false;   // a learned per-head sink logit in the softmax
     static constexpr std::string_view ffn_norm_name = "ffn_norm";
@@ -10113,7 +10121,7 @@ struct arch_qwen2 : arch_defaults {  // Qwen2 / Qwen2.5: biases on q, k, v (read
 struct arch_qwen3 : arch_defaults {  // Qwen3: RMSNorm over each q and k head before RoPE
     static constexpr std::string_view name = "qwen3";
     static constexpr rope_layout rope = rope_layout::neox;
-    static constexpr bool qk_norm = true;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::per_head;
 };
 
 struct arch_qwen3moe : arch_qwen3 {  // Qwen3-30B-A3B, 235B-A22B: qwen3 attention, experts only
@@ -10153,7 +10161,7 @@ struct arch_gemma3 : arch_defaults {  // Gemma 3: q/k norms, 5 local layers to 1
     static constexpr rope_layout rope = rope_layout::neox;
     static constexpr norm_placement norms = norm_placement::sandwich;
     static constexpr ffn_activation activation = ffn_activation::gelu_tanh;
-    static constexpr bool qk_norm = true;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::per_head;
     static constexpr bool embd_scale = true;
     static void configure(model_config& c, const gguf::reader& r) {
         const std::string p = c.arch + ".";
@@ -10179,6 +10187,45 @@ struct arch_phi3 : arch_defaults {  // Phi-3 / Phi-4: fused attn_qkv and gate/up
         // attention (its Phi SWA is disabled), and qinfer gives llama.cpp's answers.
         c.q_scale = 1.0f / std::sqrt(float(c.head_dim));
         c.kq_scale = 1.0f;
+    }
+};
+
+struct arch_smollm3 : arch_defaults {  // SmolLM3: llama with no RoPE on every fourth layer
+    static constexpr std::string_view name = "smollm3";
+    static void configure(model_config& c, const gguf::reader&) {
+        for (std::int64_t il = 3; il < c.n_layer; il += 4) c.layers[std::size_t(il)].rope = false;
+    }
+};
+
+struct arch_granite : arch_defaults {  // Granite 3.x: embedding, residual, attention and logit scales
+    static constexpr std::string_view name = "granite";
+    static constexpr ffn_kind ffn = ffn_kind::either;
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto logit = detail::get_positive_float(r, p + "logit_scale");
+        if (!logit) throw error(r.path() + ": missing hyper-parameter " + p + "logit_scale");
+        c.logit_scale = *logit;
+        c.residual_scale = detail::get_positive_float(r, p + "residual_scale").value_or(1.0f);
+        c.embd_scale = detail::get_positive_float(r, p + "embedding_scale").value_or(1.0f);
+        c.kq_scale = detail::get_positive_float(r, p + "attention.scale").value_or(0.0f);
+        if (r.contains(p + "expert_shared_feed_forward_length"))
+            throw error(r.path() + ": " + p + "expert_shared_feed_forward_length (shared experts) is not supported",
+                        errc::unsupported);
+    }
+};
+
+struct arch_olmo2 : arch_defaults {  // OLMo 2: norms after attention and FFN only, whole-vector q/k norms
+    static constexpr std::string_view name = "olmo2";
+    static constexpr rope_layout rope = rope_layout::neox;
+    static constexpr norm_placement norms = norm_placement::post;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::whole;
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto window = detail::get_int_in(r, p + "attention.sliding_window", 0, std::int64_t(1) << 31).value_or(0);
+        if (window > 0) {  // OLMo 3: 3 local layers to 1 global; local layers keep the base, unscaled
+            const auto period = detail::get_int_in(r, p + "attention.sliding_window_pattern", 0, std::int64_t(1) << 31).value_or(4);
+            detail::set_window_pattern(c, window, period, c.rope_freq_base, 1.0f);
+        }
     }
 };
 
@@ -10214,10 +10261,13 @@ bool visit_arch(std::string_view name, F&& f) {
     if (name == arch_gemma3::name) { f.template operator()<arch_gemma3>(); return true; }
     if (name == arch_phi3::name) { f.template operator()<arch_phi3>(); return true; }
     if (name == arch_gpt_oss::name) { f.template operator()<arch_gpt_oss>(); return true; }
+    if (name == arch_smollm3::name) { f.template operator()<arch_smollm3>(); return true; }
+    if (name == arch_granite::name) { f.template operator()<arch_granite>(); return true; }
+    if (name == arch_olmo2::name) { f.template operator()<arch_olmo2>(); return true; }
     return false;
 }
 
-inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss";
+inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss, smollm3, granite, olmo2";
 
 // Reads and checks the hyper-parameters; throws qinfer::error naming the missing or
 // inconsistent key.
@@ -10331,8 +10381,8 @@ struct layer_weights {
     tensor_view wq, wk, wv, wo;              // attention projections (q/k/v may slice attn_qkv)
     std::vector<float> bq, bk, bv, bo;       // biases, where the file has them
     std::vector<float> attn_norm, ffn_norm;  // pre-norms
-    std::vector<float> attn_post_norm, ffn_post_norm;  // sandwich norms (gemma)
-    std::vector<float> q_norm, k_norm;       // per-head q/k RMSNorm (qwen3, gemma3)
+    std::vector<float> attn_post_norm, ffn_post_norm;  // post-norms (gemma's sandwich, olmo2)
+    std::vector<float> q_norm, k_norm;       // q/k RMSNorm: per head (qwen3, gemma3) or whole (olmo2)
     std::vector<float> attn_sinks;           // per-head sink logits (gpt-oss)
     tensor_view w_gate, w_up, w_down;        // dense gated FFN (gate/up may halve a fused ffn_up)
     expert_weights experts;                  // mixture of experts instead of the dense FFN
@@ -10437,7 +10487,7 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
     for (std::int64_t i = 0; i < c.n_layer; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
         layer_weights& l = w.layers[std::size_t(i)];
-        l.attn_norm = L.vector(b + "attn_norm.weight", d);
+        if constexpr (Arch::norms != norm_placement::post) l.attn_norm = L.vector(b + "attn_norm.weight", d);
         if (L.has(b + "attn_qkv.weight")) {
             const tensor_view qkv = L.matrix(b + "attn_qkv.weight", d, q_dim + 2 * kv_dim);
             l.wq = row_slice(qkv, 0, q_dim);
@@ -10458,13 +10508,14 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
         }
         l.wo = L.matrix(b + "attn_output.weight", q_dim, d);
         l.bo = L.vector(b + "attn_output.bias", d, false);
-        if constexpr (Arch::qk_norm) {
-            l.q_norm = L.vector(b + "attn_q_norm.weight", c.head_dim);
-            l.k_norm = L.vector(b + "attn_k_norm.weight", c.head_dim);
+        if constexpr (Arch::qk_norm != qk_norm_kind::none) {
+            const bool whole = Arch::qk_norm == qk_norm_kind::whole;
+            l.q_norm = L.vector(b + "attn_q_norm.weight", whole ? q_dim : c.head_dim);
+            l.k_norm = L.vector(b + "attn_k_norm.weight", whole ? kv_dim : c.head_dim);
         }
         if constexpr (Arch::attn_sinks) l.attn_sinks = L.vector(b + "attn_sinks.weight", c.n_head);
-        l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
-        if constexpr (Arch::norms == norm_placement::sandwich) {
+        if constexpr (Arch::norms != norm_placement::post) l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
+        if constexpr (Arch::norms != norm_placement::pre) {
             l.attn_post_norm = L.vector(b + "post_attention_norm.weight", d);
             l.ffn_post_norm = L.vector(b + "post_ffw_norm.weight", d);
         }
@@ -10532,6 +10583,11 @@ inline void add_bias(float* x, const std::vector<float>& b, std::int64_t n_token
     const std::int64_t n = std::int64_t(b.size());
     for (std::int64_t t = 0; t < n_tokens; ++t)
         for (std::int64_t i = 0; i < n; ++i) x[t * n + i] += b[std::size_t(i)];
+}
+
+inline void scale(std::vector<float>& x, float k, std::int64_t n) noexcept {
+    if (k == 1.0f) return;
+    for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] *= k;
 }
 
 inline void add_residual(std::vector<float>& x, const std::vector<float>& o, std::int64_t n) noexcept {
@@ -10604,8 +10660,9 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
             throw error("qinfer: token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
         dequantize_row(w.tok_embd, id, s.x.data() + t * d);
     }
-    if constexpr (Arch::embd_scale)
+    if (c.embd_scale != 1.0f)
         for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] *= c.embd_scale;
+    constexpr bool pre_norms = Arch::norms != norm_placement::post, post_norms = Arch::norms != norm_placement::pre;
 
     for (std::int64_t il = 0; il < c.n_layer; ++il) {
         const layer_weights& L = w.layers[std::size_t(il)];
@@ -10614,22 +10671,31 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         const float* angles = s.rope.data() + std::int64_t(rope_of[std::size_t(il)]) * n * c.n_rot;
 
         // --- attention ----------------------------------------------------------------
-        for (std::int64_t t = 0; t < n; ++t)
-            rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
-        detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
-        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, s.xn.data(), n, pool, s.mm);
+        const float* attn_in = s.x.data();  // olmo2 attends to the residual stream itself
+        if constexpr (pre_norms) {
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+            attn_in = s.xn.data();
+        }
+        detail::emit(trace, li, "attn_norm", n_past, attn_in, n, d);
+        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, attn_in, n, pool, s.mm);
         detail::add_bias(s.q.data(), L.bq, n);
         detail::add_bias(s.k.data(), L.bk, n);
         detail::add_bias(s.v.data(), L.bv, n);
         for (std::int64_t t = 0; t < n; ++t) {
             float* q = s.q.data() + t * q_dim;
             float* k = s.k.data() + t * kv_dim;
-            if constexpr (Arch::qk_norm) {
+            if constexpr (Arch::qk_norm == qk_norm_kind::per_head) {
                 for (std::int64_t h = 0; h < c.n_head; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, c.rms_eps);
                 for (std::int64_t h = 0; h < c.n_head_kv; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, c.rms_eps);
+            } else if constexpr (Arch::qk_norm == qk_norm_kind::whole) {
+                rms_norm(q, L.q_norm.data(), q, q_dim, c.rms_eps);
+                rms_norm(k, L.k_norm.data(), k, kv_dim, c.rms_eps);
             }
-            rope_apply(rp, angles + t * c.n_rot, q, int(c.n_head), int(hd));
-            rope_apply(rp, angles + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            if (lc.rope) {
+                rope_apply(rp, angles + t * c.n_rot, q, int(c.n_head), int(hd));
+                rope_apply(rp, angles + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            }
             if (c.q_scale != 1.0f)
                 for (std::int64_t i = 0; i < q_dim; ++i) q[i] *= c.q_scale;
             cache.store(il, n_past + t, k, s.v.data() + t * kv_dim);
@@ -10653,29 +10719,35 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         else attend_all.template operator()<float>();
         matmul(L.wo, s.att.data(), n, s.o.data(), pool, s.mm);
         detail::add_bias(s.o.data(), L.bo, n);
-        if constexpr (Arch::norms == norm_placement::sandwich)
+        if constexpr (post_norms)
             for (std::int64_t t = 0; t < n; ++t)
                 rms_norm(s.o.data() + t * d, L.attn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
+        detail::scale(s.o, c.residual_scale, n * d);
         detail::emit(trace, li, "attn_out", n_past, s.o.data(), n, d);
         detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "ffn_inp", n_past, s.x.data(), n, d);
 
         // --- feed-forward -------------------------------------------------------------
-        for (std::int64_t t = 0; t < n; ++t)
-            rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+        const float* ffn_in = s.x.data();
+        if constexpr (pre_norms) {
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+            ffn_in = s.xn.data();
+        }
         if (L.experts) {
             const expert_weights& E = L.experts;
             const moe_layer ml{&E.router, E.router_bias, E.gate, E.up, E.down, E.gate_bias, E.up_bias, E.down_bias,
                                int(c.n_expert_used), c.gating, c.expert_weights_norm};
-            moe_ffn(ml, s.xn.data(), n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
+            moe_ffn(ml, ffn_in, n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
         } else {
-            matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
+            matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, ffn_in, n, pool, s.mm);
             detail::gated_activation<Arch::activation>(s.gate.data(), s.up.data(), n * n_ff);
             matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
         }
-        if constexpr (Arch::norms == norm_placement::sandwich)
+        if constexpr (post_norms)
             for (std::int64_t t = 0; t < n; ++t)
                 rms_norm(s.o.data() + t * d, L.ffn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
+        detail::scale(s.o, c.residual_scale, n * d);
         detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);
         detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "l_out", n_past, s.x.data(), n, d);
@@ -10687,6 +10759,10 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         rms_norm(s.x.data() + t * d, w.output_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
     detail::emit(trace, -1, "result_norm", n_past + first, s.xn.data() + first * d, n - first, d);
     matmul(w.output, s.xn.data() + first * d, n - first, logits, pool, s.mm);
+    if (c.logit_scale != 1.0f) {
+        const float inv = 1.0f / c.logit_scale;
+        for (std::int64_t i = 0; i < (n - first) * c.n_vocab; ++i) logits[i] *= inv;
+    }
     softcap(logits, (n - first) * c.n_vocab, c.final_softcap);
 }
 

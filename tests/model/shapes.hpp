@@ -96,4 +96,31 @@ inline synthetic_shape shape_gpt_oss() {
     return s;
 }
 
+// smollm3: llama with no RoPE on layer 3 (every fourth), tied embeddings.
+inline synthetic_shape shape_smollm3() {
+    synthetic_shape s{"smollm3", vocab("gpt-2")};
+    s.n_layer = 4;
+    s.tied = true;
+    return s;
+}
+
+// granite: embedding, residual, attention (softmax) and logit scales.
+inline synthetic_shape shape_granite() {
+    synthetic_shape s{"granite", vocab("gpt-2")};
+    s.embedding_scale = 1.5f;
+    s.residual_scale = 0.5f;
+    s.attention_scale = 0.2f;  // in place of 1/sqrt(64)
+    s.logit_scale = 2.0f;
+    return s;
+}
+
+// olmo2 (OLMo 3 style with a window): post-norms only, whole-vector q/k norms, window 8 on
+// layers 0-2, layer 3 global.
+inline synthetic_shape shape_olmo2() {
+    synthetic_shape s{"olmo2", vocab("gpt-2")};
+    s.n_layer = 4;
+    s.window = 8;
+    return s;
+}
+
 }  // namespace mtest

@@ -39,6 +39,7 @@ struct synthetic_shape {
     bool fused = false;               // attn_qkv and a gate/up ffn_up (phi3)
     bool rope_long_short = false;     // rope_factors_long / _short, original context 128, attn_factor (phi3)
     float rope_yarn = 0;              // rope.scaling.type yarn with this factor, original context 64 (gpt-oss)
+    float logit_scale = 0, residual_scale = 0, embedding_scale = 0, attention_scale = 0;  // granite keys (0: none)
     std::int64_t n_expert_tensors = 0;  // experts in the 3-D tensors, if not n_expert (malformed files)
     std::function<void(qinfer::gguf::writer&)> edit = {};  // last changes to the metadata (malformed files)
 };
@@ -76,6 +77,10 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
         w.set(a + ".rope.scaling.type", std::string("linear"));
         w.set(a + ".rope.scaling.factor", s.rope_linear);
     }
+    if (s.logit_scale > 0) w.set(a + ".logit_scale", s.logit_scale);
+    if (s.residual_scale > 0) w.set(a + ".residual_scale", s.residual_scale);
+    if (s.embedding_scale > 0) w.set(a + ".embedding_scale", s.embedding_scale);
+    if (s.attention_scale > 0) w.set(a + ".attention.scale", s.attention_scale);
     if (s.rope_yarn > 0) {
         w.set(a + ".rope.scaling.type", std::string("yarn"));
         w.set(a + ".rope.scaling.factor", s.rope_yarn);
@@ -122,12 +127,13 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
         tensor("rope_factors_long.weight", {s.head_dim / 2}, [&] { return 1.0f + 0.5f * float(i++); });
         tensor("rope_factors_short.weight", {s.head_dim / 2}, [&] { return 1.0f + 0.05f * float(j++); });
     }
-    const bool qk_norm = s.arch == "qwen3" || s.arch == "qwen3moe" || s.arch == "gemma3";
+    const bool olmo2 = s.arch == "olmo2";      // post-norms only, whole-vector q/k norms
+    const bool qk_norm = s.arch == "qwen3" || s.arch == "qwen3moe" || s.arch == "gemma3" || olmo2;
     const bool gpt_oss = s.arch == "gpt-oss";  // biases everywhere, sinks, its FFN norm's name
     const std::int64_t n_ff_exp = s.n_ff_exp > 0 ? s.n_ff_exp : s.n_ff;
     for (std::int64_t l = 0; l < s.n_layer; ++l) {
         const std::string b = "blk." + std::to_string(l) + ".";
-        tensor(b + "attn_norm.weight", {s.n_embd}, near_one);
+        if (!olmo2) tensor(b + "attn_norm.weight", {s.n_embd}, near_one);
         if (s.fused) {
             tensor(b + "attn_qkv.weight", {s.n_embd, q_dim + 2 * kv_dim}, gauss(in_sd));
         } else {
@@ -136,7 +142,7 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
             tensor(b + "attn_v.weight", {s.n_embd, kv_dim}, gauss(in_sd));
         }
         tensor(b + "attn_output.weight", {q_dim, s.n_embd}, gauss(1.0f / std::sqrt(float(q_dim))));
-        if (sandwich) tensor(b + "post_attention_norm.weight", {s.n_embd}, near_one);
+        if (sandwich || olmo2) tensor(b + "post_attention_norm.weight", {s.n_embd}, near_one);
         if (gpt_oss) {
             tensor(b + "attn_output.bias", {s.n_embd}, gauss(0.2f));
             tensor(b + "attn_sinks.weight", {s.n_head}, gauss(1.0f));
@@ -147,10 +153,10 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
             tensor(b + "attn_v.bias", {kv_dim}, gauss(0.2f));
         }
         if (qk_norm) {
-            tensor(b + "attn_q_norm.weight", {s.head_dim}, near_one);
-            tensor(b + "attn_k_norm.weight", {s.head_dim}, near_one);
+            tensor(b + "attn_q_norm.weight", {olmo2 ? q_dim : s.head_dim}, near_one);
+            tensor(b + "attn_k_norm.weight", {olmo2 ? kv_dim : s.head_dim}, near_one);
         }
-        tensor(b + (gpt_oss ? "post_attention_norm.weight" : "ffn_norm.weight"), {s.n_embd}, near_one);
+        if (!olmo2) tensor(b + (gpt_oss ? "post_attention_norm.weight" : "ffn_norm.weight"), {s.n_embd}, near_one);
         if (s.n_expert > 0) {
             tensor(b + "ffn_gate_inp.weight", {s.n_embd, s.n_expert}, gauss(s.router_sd * in_sd));
             if (gpt_oss) {
@@ -171,7 +177,7 @@ inline void write_synthetic(const synthetic_shape& s, const std::string& path, u
             tensor(b + "ffn_up.weight", {s.n_embd, s.n_ff}, gauss(in_sd));
             tensor(b + "ffn_down.weight", {s.n_ff, s.n_embd}, gauss(1.0f / std::sqrt(float(s.n_ff))));
         }
-        if (sandwich) tensor(b + "post_ffw_norm.weight", {s.n_embd}, near_one);
+        if (sandwich || olmo2) tensor(b + "post_ffw_norm.weight", {s.n_embd}, near_one);
     }
     if (s.edit) s.edit(w);
     w.write(path);

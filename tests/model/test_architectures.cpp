@@ -43,3 +43,15 @@ TEST_CASE("architecture gpt-oss (sinks, YaRN x4, biases, clamped SwiGLU experts,
     };
     mtest::run_arch(mtest::shape_gpt_oss(), 16, types);
 }
+
+TEST_CASE("architecture smollm3 (no RoPE on every fourth layer, tied embeddings)") {
+    mtest::run_arch(mtest::shape_smollm3(), 17, row_types);
+}
+
+TEST_CASE("architecture granite (embedding, residual, attention and logit scales)") {
+    mtest::run_arch(mtest::shape_granite(), 18, row_types);
+}
+
+TEST_CASE("architecture olmo2 (post-norms only, whole-vector q/k norms, window 8 on 3 of 4 layers)") {
+    mtest::run_arch(mtest::shape_olmo2(), 19, row_types);
+}

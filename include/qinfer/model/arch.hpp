@@ -19,7 +19,12 @@ QINFER_NAMESPACE_BEGIN
 enum class norm_placement {
     pre,       // x += f(norm(x))                       (llama)
     sandwich,  // x += post_norm(f(norm(x)))            (gemma2, gemma3)
+    post,      // x += post_norm(f(x))                  (olmo2)
 };
+
+// RMSNorm of the queries and keys before RoPE: none, over each head (qwen3, gemma3), or over
+// the whole projection at once (olmo2).
+enum class qk_norm_kind { none, per_head, whole };
 
 // The gated feed-forward activation: act(gate) * up; swiglu_oai is gpt-oss's clamped form,
 // min(g, 7) * sigmoid(1.702 min(g, 7)) * (clamp(u, -7, 7) + 1).
@@ -34,7 +39,7 @@ struct arch_defaults {
     static constexpr norm_placement norms = norm_placement::pre;
     static constexpr ffn_activation activation = ffn_activation::silu;
     static constexpr ffn_kind ffn = ffn_kind::dense;
-    static constexpr bool qk_norm = false;      // RMSNorm over each q and k head before RoPE
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::none;
     static constexpr bool embd_scale = false;   // embeddings times sqrt(n_embd)
     static constexpr bool attn_sinks = false;   // a learned per-head sink logit in the softmax
     static constexpr std::string_view ffn_norm_name = "ffn_norm";
@@ -54,7 +59,7 @@ struct arch_qwen2 : arch_defaults {  // Qwen2 / Qwen2.5: biases on q, k, v (read
 struct arch_qwen3 : arch_defaults {  // Qwen3: RMSNorm over each q and k head before RoPE
     static constexpr std::string_view name = "qwen3";
     static constexpr rope_layout rope = rope_layout::neox;
-    static constexpr bool qk_norm = true;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::per_head;
 };
 
 struct arch_qwen3moe : arch_qwen3 {  // Qwen3-30B-A3B, 235B-A22B: qwen3 attention, experts only
@@ -94,7 +99,7 @@ struct arch_gemma3 : arch_defaults {  // Gemma 3: q/k norms, 5 local layers to 1
     static constexpr rope_layout rope = rope_layout::neox;
     static constexpr norm_placement norms = norm_placement::sandwich;
     static constexpr ffn_activation activation = ffn_activation::gelu_tanh;
-    static constexpr bool qk_norm = true;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::per_head;
     static constexpr bool embd_scale = true;
     static void configure(model_config& c, const gguf::reader& r) {
         const std::string p = c.arch + ".";
@@ -120,6 +125,45 @@ struct arch_phi3 : arch_defaults {  // Phi-3 / Phi-4: fused attn_qkv and gate/up
         // attention (its Phi SWA is disabled), and qinfer gives llama.cpp's answers.
         c.q_scale = 1.0f / std::sqrt(float(c.head_dim));
         c.kq_scale = 1.0f;
+    }
+};
+
+struct arch_smollm3 : arch_defaults {  // SmolLM3: llama with no RoPE on every fourth layer
+    static constexpr std::string_view name = "smollm3";
+    static void configure(model_config& c, const gguf::reader&) {
+        for (std::int64_t il = 3; il < c.n_layer; il += 4) c.layers[std::size_t(il)].rope = false;
+    }
+};
+
+struct arch_granite : arch_defaults {  // Granite 3.x: embedding, residual, attention and logit scales
+    static constexpr std::string_view name = "granite";
+    static constexpr ffn_kind ffn = ffn_kind::either;
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto logit = detail::get_positive_float(r, p + "logit_scale");
+        if (!logit) throw error(r.path() + ": missing hyper-parameter " + p + "logit_scale");
+        c.logit_scale = *logit;
+        c.residual_scale = detail::get_positive_float(r, p + "residual_scale").value_or(1.0f);
+        c.embd_scale = detail::get_positive_float(r, p + "embedding_scale").value_or(1.0f);
+        c.kq_scale = detail::get_positive_float(r, p + "attention.scale").value_or(0.0f);
+        if (r.contains(p + "expert_shared_feed_forward_length"))
+            throw error(r.path() + ": " + p + "expert_shared_feed_forward_length (shared experts) is not supported",
+                        errc::unsupported);
+    }
+};
+
+struct arch_olmo2 : arch_defaults {  // OLMo 2: norms after attention and FFN only, whole-vector q/k norms
+    static constexpr std::string_view name = "olmo2";
+    static constexpr rope_layout rope = rope_layout::neox;
+    static constexpr norm_placement norms = norm_placement::post;
+    static constexpr qk_norm_kind qk_norm = qk_norm_kind::whole;
+    static void configure(model_config& c, const gguf::reader& r) {
+        const std::string p = c.arch + ".";
+        const auto window = detail::get_int_in(r, p + "attention.sliding_window", 0, std::int64_t(1) << 31).value_or(0);
+        if (window > 0) {  // OLMo 3: 3 local layers to 1 global; local layers keep the base, unscaled
+            const auto period = detail::get_int_in(r, p + "attention.sliding_window_pattern", 0, std::int64_t(1) << 31).value_or(4);
+            detail::set_window_pattern(c, window, period, c.rope_freq_base, 1.0f);
+        }
     }
 };
 
@@ -155,10 +199,13 @@ bool visit_arch(std::string_view name, F&& f) {
     if (name == arch_gemma3::name) { f.template operator()<arch_gemma3>(); return true; }
     if (name == arch_phi3::name) { f.template operator()<arch_phi3>(); return true; }
     if (name == arch_gpt_oss::name) { f.template operator()<arch_gpt_oss>(); return true; }
+    if (name == arch_smollm3::name) { f.template operator()<arch_smollm3>(); return true; }
+    if (name == arch_granite::name) { f.template operator()<arch_granite>(); return true; }
+    if (name == arch_olmo2::name) { f.template operator()<arch_olmo2>(); return true; }
     return false;
 }
 
-inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss";
+inline constexpr std::string_view supported_architectures = "llama, qwen2, qwen3, qwen3moe, gemma2, gemma3, phi3, gpt-oss, smollm3, granite, olmo2";
 
 // Reads and checks the hyper-parameters; throws qinfer::error naming the missing or
 // inconsistent key.

@@ -22,6 +22,7 @@ struct layer_config {
     std::int64_t window = 0;         // sliding-window attention: query p sees keys p-window+1 .. p; 0 = all
     float rope_freq_base = 10000.0f;
     float rope_freq_scale = 1.0f;    // 1 / linear scaling factor
+    bool rope = true;                // false: no positional rotation in this layer (smollm3's NoPE layers)
 };
 
 struct model_config {
@@ -47,7 +48,9 @@ struct model_config {
     float kq_scale = 0.0f;               // 0: 1 / sqrt(head_dim)
     float attn_softcap = 0.0f;           // s -> cap · tanh(s / cap); 0 = off
     float final_softcap = 0.0f;          // the same on the output logits
-    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd))
+    float embd_scale = 1.0f;             // multiplies the token embeddings (gemma: sqrt(n_embd); granite)
+    float residual_scale = 1.0f;         // multiplies each block's output before the residual add (granite)
+    float logit_scale = 1.0f;            // the output logits are multiplied by 1 / logit_scale (granite)
 
     // Mixture of experts (0 experts: a dense feed-forward).
     std::int64_t n_expert = 0;

@@ -69,6 +69,11 @@ inline void add_bias(float* x, const std::vector<float>& b, std::int64_t n_token
         for (std::int64_t i = 0; i < n; ++i) x[t * n + i] += b[std::size_t(i)];
 }
 
+inline void scale(std::vector<float>& x, float k, std::int64_t n) noexcept {
+    if (k == 1.0f) return;
+    for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] *= k;
+}
+
 inline void add_residual(std::vector<float>& x, const std::vector<float>& o, std::int64_t n) noexcept {
     for (std::int64_t i = 0; i < n; ++i) x[std::size_t(i)] += o[std::size_t(i)];
 }
@@ -139,8 +144,9 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
             throw error("qinfer: token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(c.n_vocab) + ")");
         dequantize_row(w.tok_embd, id, s.x.data() + t * d);
     }
-    if constexpr (Arch::embd_scale)
+    if (c.embd_scale != 1.0f)
         for (std::int64_t i = 0; i < n * d; ++i) s.x[std::size_t(i)] *= c.embd_scale;
+    constexpr bool pre_norms = Arch::norms != norm_placement::post, post_norms = Arch::norms != norm_placement::pre;
 
     for (std::int64_t il = 0; il < c.n_layer; ++il) {
         const layer_weights& L = w.layers[std::size_t(il)];
@@ -149,22 +155,31 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         const float* angles = s.rope.data() + std::int64_t(rope_of[std::size_t(il)]) * n * c.n_rot;
 
         // --- attention ----------------------------------------------------------------
-        for (std::int64_t t = 0; t < n; ++t)
-            rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
-        detail::emit(trace, li, "attn_norm", n_past, s.xn.data(), n, d);
-        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, s.xn.data(), n, pool, s.mm);
+        const float* attn_in = s.x.data();  // olmo2 attends to the residual stream itself
+        if constexpr (pre_norms) {
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.x.data() + t * d, L.attn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+            attn_in = s.xn.data();
+        }
+        detail::emit(trace, li, "attn_norm", n_past, attn_in, n, d);
+        matmul({{&L.wq, s.q.data()}, {&L.wk, s.k.data()}, {&L.wv, s.v.data()}}, attn_in, n, pool, s.mm);
         detail::add_bias(s.q.data(), L.bq, n);
         detail::add_bias(s.k.data(), L.bk, n);
         detail::add_bias(s.v.data(), L.bv, n);
         for (std::int64_t t = 0; t < n; ++t) {
             float* q = s.q.data() + t * q_dim;
             float* k = s.k.data() + t * kv_dim;
-            if constexpr (Arch::qk_norm) {
+            if constexpr (Arch::qk_norm == qk_norm_kind::per_head) {
                 for (std::int64_t h = 0; h < c.n_head; ++h) rms_norm(q + h * hd, L.q_norm.data(), q + h * hd, hd, c.rms_eps);
                 for (std::int64_t h = 0; h < c.n_head_kv; ++h) rms_norm(k + h * hd, L.k_norm.data(), k + h * hd, hd, c.rms_eps);
+            } else if constexpr (Arch::qk_norm == qk_norm_kind::whole) {
+                rms_norm(q, L.q_norm.data(), q, q_dim, c.rms_eps);
+                rms_norm(k, L.k_norm.data(), k, kv_dim, c.rms_eps);
             }
-            rope_apply(rp, angles + t * c.n_rot, q, int(c.n_head), int(hd));
-            rope_apply(rp, angles + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            if (lc.rope) {
+                rope_apply(rp, angles + t * c.n_rot, q, int(c.n_head), int(hd));
+                rope_apply(rp, angles + t * c.n_rot, k, int(c.n_head_kv), int(hd));
+            }
             if (c.q_scale != 1.0f)
                 for (std::int64_t i = 0; i < q_dim; ++i) q[i] *= c.q_scale;
             cache.store(il, n_past + t, k, s.v.data() + t * kv_dim);
@@ -188,29 +203,35 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         else attend_all.template operator()<float>();
         matmul(L.wo, s.att.data(), n, s.o.data(), pool, s.mm);
         detail::add_bias(s.o.data(), L.bo, n);
-        if constexpr (Arch::norms == norm_placement::sandwich)
+        if constexpr (post_norms)
             for (std::int64_t t = 0; t < n; ++t)
                 rms_norm(s.o.data() + t * d, L.attn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
+        detail::scale(s.o, c.residual_scale, n * d);
         detail::emit(trace, li, "attn_out", n_past, s.o.data(), n, d);
         detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "ffn_inp", n_past, s.x.data(), n, d);
 
         // --- feed-forward -------------------------------------------------------------
-        for (std::int64_t t = 0; t < n; ++t)
-            rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+        const float* ffn_in = s.x.data();
+        if constexpr (pre_norms) {
+            for (std::int64_t t = 0; t < n; ++t)
+                rms_norm(s.x.data() + t * d, L.ffn_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
+            ffn_in = s.xn.data();
+        }
         if (L.experts) {
             const expert_weights& E = L.experts;
             const moe_layer ml{&E.router, E.router_bias, E.gate, E.up, E.down, E.gate_bias, E.up_bias, E.down_bias,
                                int(c.n_expert_used), c.gating, c.expert_weights_norm};
-            moe_ffn(ml, s.xn.data(), n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
+            moe_ffn(ml, ffn_in, n, d, s.o.data(), detail::gated_activation<Arch::activation>, pool, s.mm, s.moe);
         } else {
-            matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, s.xn.data(), n, pool, s.mm);
+            matmul({{&L.w_gate, s.gate.data()}, {&L.w_up, s.up.data()}}, ffn_in, n, pool, s.mm);
             detail::gated_activation<Arch::activation>(s.gate.data(), s.up.data(), n * n_ff);
             matmul(L.w_down, s.gate.data(), n, s.o.data(), pool, s.mm);
         }
-        if constexpr (Arch::norms == norm_placement::sandwich)
+        if constexpr (post_norms)
             for (std::int64_t t = 0; t < n; ++t)
                 rms_norm(s.o.data() + t * d, L.ffn_post_norm.data(), s.o.data() + t * d, d, c.rms_eps);
+        detail::scale(s.o, c.residual_scale, n * d);
         detail::emit(trace, li, "ffn_out", n_past, s.o.data(), n, d);
         detail::add_residual(s.x, s.o, n * d);
         detail::emit(trace, li, "l_out", n_past, s.x.data(), n, d);
@@ -222,6 +243,10 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
         rms_norm(s.x.data() + t * d, w.output_norm.data(), s.xn.data() + t * d, d, c.rms_eps);
     detail::emit(trace, -1, "result_norm", n_past + first, s.xn.data() + first * d, n - first, d);
     matmul(w.output, s.xn.data() + first * d, n - first, logits, pool, s.mm);
+    if (c.logit_scale != 1.0f) {
+        const float inv = 1.0f / c.logit_scale;
+        for (std::int64_t i = 0; i < (n - first) * c.n_vocab; ++i) logits[i] *= inv;
+    }
     softcap(logits, (n - first) * c.n_vocab, c.final_softcap);
 }
 

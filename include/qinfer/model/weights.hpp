@@ -34,8 +34,8 @@ struct layer_weights {
     tensor_view wq, wk, wv, wo;              // attention projections (q/k/v may slice attn_qkv)
     std::vector<float> bq, bk, bv, bo;       // biases, where the file has them
     std::vector<float> attn_norm, ffn_norm;  // pre-norms
-    std::vector<float> attn_post_norm, ffn_post_norm;  // sandwich norms (gemma)
-    std::vector<float> q_norm, k_norm;       // per-head q/k RMSNorm (qwen3, gemma3)
+    std::vector<float> attn_post_norm, ffn_post_norm;  // post-norms (gemma's sandwich, olmo2)
+    std::vector<float> q_norm, k_norm;       // q/k RMSNorm: per head (qwen3, gemma3) or whole (olmo2)
     std::vector<float> attn_sinks;           // per-head sink logits (gpt-oss)
     tensor_view w_gate, w_up, w_down;        // dense gated FFN (gate/up may halve a fused ffn_up)
     expert_weights experts;                  // mixture of experts instead of the dense FFN
@@ -140,7 +140,7 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
     for (std::int64_t i = 0; i < c.n_layer; ++i) {
         const std::string b = "blk." + std::to_string(i) + ".";
         layer_weights& l = w.layers[std::size_t(i)];
-        l.attn_norm = L.vector(b + "attn_norm.weight", d);
+        if constexpr (Arch::norms != norm_placement::post) l.attn_norm = L.vector(b + "attn_norm.weight", d);
         if (L.has(b + "attn_qkv.weight")) {
             const tensor_view qkv = L.matrix(b + "attn_qkv.weight", d, q_dim + 2 * kv_dim);
             l.wq = row_slice(qkv, 0, q_dim);
@@ -161,13 +161,14 @@ model_weights load_weights(const gguf::reader& r, const model_config& c) {
         }
         l.wo = L.matrix(b + "attn_output.weight", q_dim, d);
         l.bo = L.vector(b + "attn_output.bias", d, false);
-        if constexpr (Arch::qk_norm) {
-            l.q_norm = L.vector(b + "attn_q_norm.weight", c.head_dim);
-            l.k_norm = L.vector(b + "attn_k_norm.weight", c.head_dim);
+        if constexpr (Arch::qk_norm != qk_norm_kind::none) {
+            const bool whole = Arch::qk_norm == qk_norm_kind::whole;
+            l.q_norm = L.vector(b + "attn_q_norm.weight", whole ? q_dim : c.head_dim);
+            l.k_norm = L.vector(b + "attn_k_norm.weight", whole ? kv_dim : c.head_dim);
         }
         if constexpr (Arch::attn_sinks) l.attn_sinks = L.vector(b + "attn_sinks.weight", c.n_head);
-        l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
-        if constexpr (Arch::norms == norm_placement::sandwich) {
+        if constexpr (Arch::norms != norm_placement::post) l.ffn_norm = L.vector(b + std::string(Arch::ffn_norm_name) + ".weight", d);
+        if constexpr (Arch::norms != norm_placement::pre) {
             l.attn_post_norm = L.vector(b + "post_attention_norm.weight", d);
             l.ffn_post_norm = L.vector(b + "post_ffw_norm.weight", d);
         }
