@@ -11,6 +11,8 @@
 #include <qinfer/gguf/writer.hpp>
 #include <qinfer/text/chat_session.hpp>
 
+#include "skip.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -67,10 +69,7 @@ void write_chatml_stories(const std::string& src, const std::string& dst, std::s
 }  // namespace
 
 TEST_CASE("stories260K chat session: evaluates only the new part of the formatted conversation") {
-    if (!fs::exists(stories_chat)) {
-        MESSAGE("SKIPPED: " << stories_chat << " not present");
-        return;
-    }
+    if (!qtest::have_file(stories_chat)) return;
     // No template: a clear error naming the file and the key.
     {
         const qinfer::model plain(stories_chat);
