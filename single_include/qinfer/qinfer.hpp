@@ -3085,7 +3085,10 @@ inline vocab from_gguf(const gguf::reader& r) {
         v.add_bos = true;
     } else if (v.model == "gpt2") {
         v.kind = vocab_kind::bpe;
-        if (!r.contains("tokenizer.ggml.merges")) fail("BPE vocabulary without key \"tokenizer.ggml.merges\"");
+        const gguf::metadata_entry* merges = r.find("tokenizer.ggml.merges");
+        if (!merges) fail("BPE vocabulary without key \"tokenizer.ggml.merges\"");
+        if (merges->value.is_array() && merges->value.size() > 0x7FFFFFFF)  // ranks are ints
+            fail("key \"tokenizer.ggml.merges\" holds more merges than int ranks can address");
         for (std::string_view m : r.require_array<std::string_view>("tokenizer.ggml.merges")) v.merges.emplace_back(m);
         v.bos = 11;
         v.eos = 11;
@@ -3105,11 +3108,15 @@ inline vocab from_gguf(const gguf::reader& r) {
     if (auto b = r.get<bool>("tokenizer.ggml.remove_extra_whitespaces")) v.remove_extra_whitespaces = *b;
 
     // Tokens, scores, types.
-    if (!r.contains("tokenizer.ggml.tokens")) fail("no tokenizer vocabulary (key \"tokenizer.ggml.tokens\")");
+    // Every count below is the token list's, which the reader has bounded by the file's bytes;
+    // the other arrays are checked against it before anything is sized from them.
+    const gguf::metadata_entry* token_list = r.find("tokenizer.ggml.tokens");
+    if (!token_list) fail("no tokenizer vocabulary (key \"tokenizer.ggml.tokens\")");
+    if (token_list->value.is_array() && token_list->value.size() > 0x7FFFFFFF)
+        fail("key \"tokenizer.ggml.tokens\" holds more tokens than int32 ids can address");
     const std::vector<std::string_view> texts = r.require_array<std::string_view>("tokenizer.ggml.tokens");
     const std::size_t n = texts.size();
     if (n == 0) fail("key \"tokenizer.ggml.tokens\" is an empty array");
-    if (n > 0x7FFFFFFF) fail("key \"tokenizer.ggml.tokens\" holds more tokens than int32 ids can address");
     if (r.contains("tokenizer.ggml.scores")) {
         if (r.type_of("tokenizer.ggml.scores") == gguf::value_type::array &&
             r.find("tokenizer.ggml.scores")->value.is_array_of<std::int32_t>()) {
@@ -4987,6 +4994,14 @@ inline int nearest_int(float v) noexcept {
     return static_cast<int>(std::bit_cast<std::int32_t>(shifted) & 0x007fffff) - 0x00400000;
 }
 
+// An already rounded float as an int8, as x86's convert-and-saturating-pack gives it (ggml's
+// activation quantizers): values in [-128, 127] unchanged, beyond them saturated, NaN -128.
+// A plain cast is undefined behaviour for NaN, which a model with NaN or infinite weights
+// feeds the activation quantizers.
+inline std::int8_t saturate_int8(float v) noexcept {
+    return v >= -128.0f && v <= 127.0f ? static_cast<std::int8_t>(v) : v > 0.0f ? std::int8_t(127) : std::int8_t(-128);
+}
+
 }  // namespace detail
 QINFER_NAMESPACE_END
 // ---- end qinfer/quant/detail/rounding.hpp ----
@@ -5178,7 +5193,7 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q8_0* QINFER_REST
         const float d = amax / 127;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = to_fp16(d);
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<std::int8_t>(std::round(x[j] * id));
+        for (int j = 0; j < 32; ++j) y[i].qs[j] = detail::saturate_int8(std::round(x[j] * id));
     }
 }
 
@@ -5191,7 +5206,7 @@ inline void quantize_activations(const float* QINFER_RESTRICT x, block_q8_0* QIN
         for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
         y[i].d = to_fp16(amax / 127.f);
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<std::int8_t>(std::nearbyint(x[j] * id));
+        for (int j = 0; j < 32; ++j) y[i].qs[j] = detail::saturate_int8(std::nearbyint(x[j] * id));
     }
 }
 
@@ -7513,7 +7528,7 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q8_1* QINFER_REST
         y[i].d = to_fp16(d);
         int sum = 0;
         for (int j = 0; j < 32; ++j) {
-            y[i].qs[j] = static_cast<std::int8_t>(static_cast<int>(std::round(x[j] * id)));
+            y[i].qs[j] = detail::saturate_int8(std::round(x[j] * id));
             sum += y[i].qs[j];
         }
         y[i].s = to_fp16(static_cast<float>(sum) * d);
@@ -7532,7 +7547,7 @@ inline void quantize_activations(const float* QINFER_RESTRICT x, block_q8_1* QIN
         y[i].d = to_fp16(d);
         int sum = 0;
         for (int j = 0; j < 32; ++j) {
-            const int q = static_cast<int>(std::nearbyint(x[j] * id));
+            const int q = detail::saturate_int8(std::nearbyint(x[j] * id));
             y[i].qs[j] = static_cast<std::int8_t>(q);
             sum += q;
         }
@@ -9746,8 +9761,8 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
                     std::to_string(r.tensors().size()) + " tensors");
     c.n_head = require_positive(r, p + "attention.head_count");
     c.n_head_kv = get_int(r, p + "attention.head_count_kv").value_or(c.n_head);
-    c.n_ctx_train = get_int(r, p + "context_length").value_or(2048);
-    if (c.n_ctx_train <= 0) throw error(r.path() + ": " + p + "context_length must be > 0");
+    // llama.cpp reads it as a u32; sessions take at most 4096 of it unless asked for more.
+    c.n_ctx_train = get_int_in(r, p + "context_length", 1, std::int64_t(UINT32_MAX)).value_or(2048);
     if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
         throw error(r.path() + ": " + p + "attention.head_count_kv = " + std::to_string(c.n_head_kv) +
                     " must divide attention.head_count = " + std::to_string(c.n_head));
@@ -9805,8 +9820,18 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
         c.n_ff = require_positive(r, p + "feed_forward_length");
     }
 
-    if (const auto n = get_int(r, p + "vocab_size")) c.n_vocab = *n;
-    else if (const auto tokens = r.get_array<std::string_view>("tokenizer.ggml.tokens")) c.n_vocab = std::int64_t(tokens->size());
+    // The vocabulary is the token list's length; a vocab_size key must agree with it.
+    const gguf::metadata_entry* tokens = r.find("tokenizer.ggml.tokens");
+    const std::optional<std::int64_t> n_tokens =
+        tokens && tokens->value.is_array() ? std::optional<std::int64_t>(std::int64_t(tokens->value.size())) : std::nullopt;
+    if (const auto n = get_int(r, p + "vocab_size")) {
+        if (n_tokens && *n != *n_tokens)
+            throw error(r.path() + ": " + p + "vocab_size = " + std::to_string(*n) + " but tokenizer.ggml.tokens holds " +
+                        std::to_string(*n_tokens) + " tokens");
+        c.n_vocab = *n;
+    } else if (n_tokens) {
+        c.n_vocab = *n_tokens;
+    }
 
     c.layers.resize(std::size_t(c.n_layer));
     for (layer_config& l : c.layers) {

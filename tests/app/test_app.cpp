@@ -18,6 +18,7 @@
 #include <qinfer/generate.hpp>
 #include <qinfer/text/chat_session.hpp>
 
+#include "skip.hpp"
 #include "model/chatml_stories.hpp"
 #include "model/reference.hpp"
 
@@ -26,12 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 const std::string stories = std::string(QINFER_REFDATA_DIR) + "/models/stories260K.gguf";
 
-bool have_stories() {
-    if (fs::exists(stories)) return true;
-    if (oracle::required()) FAIL("required reference model missing: " << stories);
-    MESSAGE("SKIPPED: " << stories << " not present");
-    return false;
-}
+bool have_stories() { return qtest::have_file(stories); }
 
 std::shared_ptr<const qinfer::model> load() { return std::make_shared<const qinfer::model>(stories); }
 

@@ -8,6 +8,8 @@
 #include <qinfer/gguf/reader.hpp>
 #include <qinfer/gguf/writer.hpp>
 
+#include "skip.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -128,15 +130,8 @@ inline std::string parse_error(std::span<const std::byte> b, std::string name = 
     return {};
 }
 
-// Where llama.cpp's reference files are; nullopt (after a SKIPPED message) when absent.
-inline std::optional<std::filesystem::path> refdata(const std::string& relative) {
-    const std::filesystem::path p = std::filesystem::path(QINFER_REFDATA_DIR) / relative;
-    if (!std::filesystem::exists(p)) {
-        MESSAGE("SKIPPED: reference file not found: " << p.string());
-        return std::nullopt;
-    }
-    return p;
-}
+// Where llama.cpp's reference files are; nullopt (after a skip message, a failure in CI) when absent.
+using qtest::refdata;
 
 }  // namespace gtest
 

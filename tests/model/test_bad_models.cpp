@@ -2,7 +2,9 @@
 // must give a qinfer::error naming the key or tensor at fault, never a crash or a huge
 // allocation. The files are small synthetic models (model/synthetic.hpp) with one thing wrong.
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <qinfer/model/model.hpp>
@@ -104,4 +106,91 @@ TEST_CASE("bad model: hyper-parameters inconsistent with the tensors give errors
         s.edit = [](qinfer::gguf::writer& w) { w.set("phi3.attention.head_count_kv", std::uint32_t(4)); };
         CHECK(load_error(s, "qkv-height").find("blk.0.attn_qkv.weight") != std::string::npos);
     }
+}
+
+// The tokenizer's arrays and ids, and the other counts the loader could size from: each
+// checked against what the file holds before anything is allocated from it.
+TEST_CASE("bad model: vocabulary and context counts the file does not back give errors naming the key") {
+    const auto edited = [](const char* vocab_name, std::function<void(qinfer::gguf::writer&)> edit) {
+        auto s = small("llama");
+        s.vocab_file = mtest::vocab(vocab_name);
+        s.edit = std::move(edit);
+        return s;
+    };
+    const auto contains = [](const std::string& e, const std::string& part) {
+        INFO(e);
+        CHECK(e.find(part) != std::string::npos);
+    };
+    SUBCASE("vocab_size disagreeing with the token list") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("llama.vocab_size", std::uint32_t(0x7fffffff)); }),
+                            "vocab-size"),
+                 "llama.vocab_size = 2147483647 but tokenizer.ggml.tokens holds 32000 tokens");
+    }
+    SUBCASE("an empty token list") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.tokens", std::vector<std::string>{}); }),
+                            "tokens-empty"),
+                 "tokenizer.ggml.tokens\" is an empty array");
+    }
+    SUBCASE("a token list that is not strings") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.tokens", std::vector<std::int32_t>{1, 2}); }),
+                            "tokens-type"),
+                 "tokenizer.ggml.tokens");
+    }
+    SUBCASE("fewer scores than tokens") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.scores", std::vector<float>(10, 0.5f)); }),
+                            "scores-short"),
+                 "key \"tokenizer.ggml.scores\" has 10 entries for 32000 tokens");
+    }
+    SUBCASE("fewer token types than tokens") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.token_type", std::vector<std::int32_t>(10, 1)); }),
+                            "types-short"),
+                 "key \"tokenizer.ggml.token_type\" has 10 entries for 32000 tokens");
+    }
+    SUBCASE("token types that are not int32") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.token_type", std::vector<float>(32000, 1.0f)); }),
+                            "types-type"),
+                 "tokenizer.ggml.token_type");
+    }
+    SUBCASE("a BPE vocabulary without merges") {
+        contains(load_error(edited("gpt-2", [](auto& w) { w.erase("tokenizer.ggml.merges"); }), "merges-missing"),
+                 "BPE vocabulary without key \"tokenizer.ggml.merges\"");
+    }
+    SUBCASE("merges that are not strings") {
+        contains(load_error(edited("gpt-2", [](auto& w) { w.set("tokenizer.ggml.merges", std::vector<std::int32_t>{1, 2, 3}); }),
+                            "merges-type"),
+                 "tokenizer.ggml.merges");
+    }
+    SUBCASE("a special token id of the wrong type") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("tokenizer.ggml.bos_token_id", std::string("1")); }),
+                            "bos-type"),
+                 "tokenizer.ggml.bos_token_id");
+    }
+    SUBCASE("a context length no u32 holds") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("llama.context_length", std::uint64_t(1) << 40); }),
+                            "context-length"),
+                 "llama.context_length = 1099511627776 is out of range");
+    }
+    SUBCASE("a context length of 0") {
+        contains(load_error(edited("llama-spm", [](auto& w) { w.set("llama.context_length", std::uint32_t(0)); }),
+                            "context-length-0"),
+                 "llama.context_length = 0 is out of range");
+    }
+}
+
+// A special token id outside the vocabulary is not an error in llama.cpp (it warns "bad
+// special token" and keeps the default id), so qinfer loads the file the same way: the id
+// stays in range.
+TEST_CASE("bad model: special token ids outside the vocabulary keep llama.cpp's defaults") {
+    auto s = small("llama");
+    s.edit = [](qinfer::gguf::writer& w) {
+        w.set("tokenizer.ggml.bos_token_id", std::uint32_t(0x7fffffff));
+        w.set("tokenizer.ggml.eos_token_id", std::uint32_t(32000));
+        w.set("tokenizer.ggml.padding_token_id", std::uint32_t(0xffffffff));
+    };
+    REQUIRE(load_error(s, "special-ids") == "(loaded without error)");
+    const qinfer::model m("model-ref/bad/special-ids.gguf");
+    CHECK(m.tokenizer().vocab().bos == 1);
+    CHECK(m.tokenizer().vocab().eos == 2);
+    CHECK(m.tokenizer().vocab().pad == qinfer::text::no_token);
+    CHECK(m.tokenizer().encode("Hello").front() == 1);
 }

@@ -11,6 +11,7 @@
 #include <qinfer/text/chat_session.hpp>
 
 #include "model/chatml_stories.hpp"
+#include "skip.hpp"
 
 namespace {
 
@@ -21,10 +22,7 @@ using mtest::write_chatml_stories;
 }  // namespace
 
 TEST_CASE("stories260K chat session: evaluates only the new part of the formatted conversation") {
-    if (!fs::exists(stories_chat)) {
-        MESSAGE("SKIPPED: " << stories_chat << " not present");
-        return;
-    }
+    if (!qtest::have_file(stories_chat)) return;
     // No template: a clear error naming the file and the key.
     {
         const qinfer::model plain(stories_chat);

@@ -95,8 +95,7 @@ const case_type ftypes[] = {
 const oracle::llama_quantizer* quantizer() {
     static const oracle::llama_quantizer q(oracle::lib_dir());
     if (q.loaded()) return &q;
-    if (oracle::required()) FAIL("llama.cpp quantizer required (CI) but unavailable: " << q.why_missing());
-    MESSAGE("SKIPPED: llama.cpp quantizer unavailable: " << q.why_missing());
+    QTEST_UNAVAILABLE("llama.cpp quantizer: " << q.why_missing());
     return nullptr;
 }
 
@@ -107,10 +106,7 @@ const oracle::llama_quantizer* quantizer() {
 int compare_arch(const mtest::synthetic_shape& shape, unsigned seed, const std::vector<std::string>& only,
                  bool from_f16 = false) {
     const bool all = std::getenv("QINFER_QUANTIZE_ALL") != nullptr;
-    if (!fs::exists(shape.vocab_file)) {
-        MESSAGE("SKIPPED: vocabulary " << shape.vocab_file << " not present");
-        return -1;
-    }
+    if (!qtest::have_file(shape.vocab_file)) return -1;
     const oracle::llama_quantizer* llama = quantizer();
     if (!llama) return -1;
     int fallbacks = 0;
@@ -304,10 +300,7 @@ void compare_imatrix(const fs::path& dir, const std::string& model, const std::s
 
 TEST_CASE("quantize tool: with an importance matrix (GGUF and legacy files) byte-identical with llama.cpp") {
     mtest::synthetic_shape s{"qwen3", vocab("phi-3")};
-    if (!fs::exists(s.vocab_file)) {
-        MESSAGE("SKIPPED: vocabulary " << s.vocab_file << " not present");
-        return;
-    }
+    if (!qtest::have_file(s.vocab_file)) return;
     // 8 layers (Q4_0 / Q5_0 / IQ4 ffn_down rules), GQA 4, row lengths 128 and 480 (fallbacks,
     // which get the importance matrix too).
     s.n_layer = 8;

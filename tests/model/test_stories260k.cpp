@@ -10,10 +10,7 @@ const std::string stories = std::string(QINFER_REFDATA_DIR) + "/models/stories26
 }
 
 TEST_CASE("stories260K: distributions and greedy tokens match llama.cpp") {
-    if (!std::filesystem::exists(stories)) {
-        MESSAGE("SKIPPED: " << stories << " not present");
-        return;
-    }
+    if (!qtest::have_file(stories)) return;
     if (!mtest::node_oracle_available()) return;
     auto m = std::make_shared<const qinfer::model>(stories);
     const std::int64_t n_vocab = m->config().n_vocab;

@@ -15,9 +15,7 @@
 
 #include <qinfer/core/cpu.hpp>
 
-#ifndef QINFER_ORACLE_NO_DOCTEST
-#include <doctest/doctest.h>
-#endif
+#include "../skip.hpp"
 
 namespace oracle {
 
@@ -125,20 +123,14 @@ inline const ggml& load() {
     return g;
 }
 
-// True where CI (or the user) demands that the oracle runs: then a missing oracle fails.
-inline bool required() {
-    const char* ci = std::getenv("CI");
-    const char* req = std::getenv("QINFER_REQUIRE_ORACLE");
-    return (ci && *ci && std::string(ci) != "false" && std::string(ci) != "0") || (req && std::string(req) == "1");
-}
+using qtest::required;  // tests/skip.hpp: CI or QINFER_REQUIRE_ORACLE=1
 
 #ifndef QINFER_ORACLE_NO_DOCTEST
 // The oracle, or null after a skip message (or a failure where it is required).
 inline const ggml* get() {
     const ggml& g = load();
     if (g.loaded()) return &g;
-    if (required()) FAIL("llama.cpp oracle required (CI) but unavailable: " << g.why_missing);
-    MESSAGE("SKIPPED: llama.cpp oracle unavailable: " << g.why_missing);
+    QTEST_UNAVAILABLE("llama.cpp oracle: " << g.why_missing);
     return nullptr;
 }
 #endif

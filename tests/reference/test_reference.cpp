@@ -40,6 +40,7 @@
 #include <qinfer/model/session.hpp>
 #include <qinfer/reference/forward.hpp>
 
+#include "skip.hpp"
 #include "model/shapes.hpp"
 
 namespace {
@@ -243,10 +244,7 @@ void check_arch(const mtest::synthetic_shape& shape, unsigned seed, const std::s
 
 TEST_CASE("reference: stories260K logits match llama.cpp's within 1e-4 relative") {
     const std::string stories = std::string(QINFER_REFDATA_DIR) + "/models/stories260K.gguf";
-    if (!fs::exists(stories)) {
-        MESSAGE("SKIPPED: " << stories << " not present");
-        return;
-    }
+    if (!qtest::have_file(stories)) return;
     if (!mtest::node_oracle_available()) return;
     const qinfer::model m(stories);
     // A prompt of ~60 tokens, one token generated (see check_arch).

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "skip.hpp"
+
 #include <qinfer/text/tokenizer.hpp>
 
 #include <filesystem>
@@ -21,13 +23,8 @@ namespace ttest {
 
 namespace text = qinfer::text;
 
-// A file under the reference data directory, or nullopt after a skip message.
-inline std::optional<std::filesystem::path> refdata(const std::string& rel) {
-    const std::filesystem::path p = std::filesystem::path(QINFER_REFDATA_DIR) / rel;
-    if (std::filesystem::exists(p)) return p;
-    MESSAGE("SKIPPED: " << p.string() << " not found");
-    return std::nullopt;
-}
+// A file under the reference data directory, or nullopt after a skip message (a failure in CI).
+using qtest::refdata;
 
 inline std::string read_file(const std::filesystem::path& p) {
     std::ifstream f(p, std::ios::binary);

@@ -133,8 +133,8 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
                     std::to_string(r.tensors().size()) + " tensors");
     c.n_head = require_positive(r, p + "attention.head_count");
     c.n_head_kv = get_int(r, p + "attention.head_count_kv").value_or(c.n_head);
-    c.n_ctx_train = get_int(r, p + "context_length").value_or(2048);
-    if (c.n_ctx_train <= 0) throw error(r.path() + ": " + p + "context_length must be > 0");
+    // llama.cpp reads it as a u32; sessions take at most 4096 of it unless asked for more.
+    c.n_ctx_train = get_int_in(r, p + "context_length", 1, std::int64_t(UINT32_MAX)).value_or(2048);
     if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
         throw error(r.path() + ": " + p + "attention.head_count_kv = " + std::to_string(c.n_head_kv) +
                     " must divide attention.head_count = " + std::to_string(c.n_head));
@@ -192,8 +192,18 @@ inline model_config read_common_config(const gguf::reader& r, std::string arch) 
         c.n_ff = require_positive(r, p + "feed_forward_length");
     }
 
-    if (const auto n = get_int(r, p + "vocab_size")) c.n_vocab = *n;
-    else if (const auto tokens = r.get_array<std::string_view>("tokenizer.ggml.tokens")) c.n_vocab = std::int64_t(tokens->size());
+    // The vocabulary is the token list's length; a vocab_size key must agree with it.
+    const gguf::metadata_entry* tokens = r.find("tokenizer.ggml.tokens");
+    const std::optional<std::int64_t> n_tokens =
+        tokens && tokens->value.is_array() ? std::optional<std::int64_t>(std::int64_t(tokens->value.size())) : std::nullopt;
+    if (const auto n = get_int(r, p + "vocab_size")) {
+        if (n_tokens && *n != *n_tokens)
+            throw error(r.path() + ": " + p + "vocab_size = " + std::to_string(*n) + " but tokenizer.ggml.tokens holds " +
+                        std::to_string(*n_tokens) + " tokens");
+        c.n_vocab = *n;
+    } else if (n_tokens) {
+        c.n_vocab = *n_tokens;
+    }
 
     c.layers.resize(std::size_t(c.n_layer));
     for (layer_config& l : c.layers) {

@@ -11,6 +11,7 @@
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
 #include "detail/float_formats.hpp"
+#include "detail/rounding.hpp"
 #include "detail/simd.hpp"
 #include "detail/x86.hpp"
 
@@ -37,7 +38,7 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q8_0* QINFER_REST
         const float d = amax / 127;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = to_fp16(d);
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<std::int8_t>(std::round(x[j] * id));
+        for (int j = 0; j < 32; ++j) y[i].qs[j] = detail::saturate_int8(std::round(x[j] * id));
     }
 }
 
@@ -50,7 +51,7 @@ inline void quantize_activations(const float* QINFER_RESTRICT x, block_q8_0* QIN
         for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
         y[i].d = to_fp16(amax / 127.f);
         const float id = amax != 0.0f ? 127.f / amax : 0.0f;
-        for (int j = 0; j < 32; ++j) y[i].qs[j] = static_cast<std::int8_t>(std::nearbyint(x[j] * id));
+        for (int j = 0; j < 32; ++j) y[i].qs[j] = detail::saturate_int8(std::nearbyint(x[j] * id));
     }
 }
 

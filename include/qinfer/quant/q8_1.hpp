@@ -11,6 +11,7 @@
 
 #include "../core/fp16.hpp"
 #include "block_traits.hpp"
+#include "detail/rounding.hpp"
 #include "detail/simd.hpp"
 
 QINFER_NAMESPACE_BEGIN
@@ -39,7 +40,7 @@ inline void quantize_row(const float* QINFER_RESTRICT x, block_q8_1* QINFER_REST
         y[i].d = to_fp16(d);
         int sum = 0;
         for (int j = 0; j < 32; ++j) {
-            y[i].qs[j] = static_cast<std::int8_t>(static_cast<int>(std::round(x[j] * id)));
+            y[i].qs[j] = detail::saturate_int8(std::round(x[j] * id));
             sum += y[i].qs[j];
         }
         y[i].s = to_fp16(static_cast<float>(sum) * d);
@@ -58,7 +59,7 @@ inline void quantize_activations(const float* QINFER_RESTRICT x, block_q8_1* QIN
         y[i].d = to_fp16(d);
         int sum = 0;
         for (int j = 0; j < 32; ++j) {
-            const int q = static_cast<int>(std::nearbyint(x[j] * id));
+            const int q = detail::saturate_int8(std::nearbyint(x[j] * id));
             y[i].qs[j] = static_cast<std::int8_t>(q);
             sum += q;
         }

@@ -268,7 +268,10 @@ inline vocab from_gguf(const gguf::reader& r) {
         v.add_bos = true;
     } else if (v.model == "gpt2") {
         v.kind = vocab_kind::bpe;
-        if (!r.contains("tokenizer.ggml.merges")) fail("BPE vocabulary without key \"tokenizer.ggml.merges\"");
+        const gguf::metadata_entry* merges = r.find("tokenizer.ggml.merges");
+        if (!merges) fail("BPE vocabulary without key \"tokenizer.ggml.merges\"");
+        if (merges->value.is_array() && merges->value.size() > 0x7FFFFFFF)  // ranks are ints
+            fail("key \"tokenizer.ggml.merges\" holds more merges than int ranks can address");
         for (std::string_view m : r.require_array<std::string_view>("tokenizer.ggml.merges")) v.merges.emplace_back(m);
         v.bos = 11;
         v.eos = 11;
@@ -288,11 +291,15 @@ inline vocab from_gguf(const gguf::reader& r) {
     if (auto b = r.get<bool>("tokenizer.ggml.remove_extra_whitespaces")) v.remove_extra_whitespaces = *b;
 
     // Tokens, scores, types.
-    if (!r.contains("tokenizer.ggml.tokens")) fail("no tokenizer vocabulary (key \"tokenizer.ggml.tokens\")");
+    // Every count below is the token list's, which the reader has bounded by the file's bytes;
+    // the other arrays are checked against it before anything is sized from them.
+    const gguf::metadata_entry* token_list = r.find("tokenizer.ggml.tokens");
+    if (!token_list) fail("no tokenizer vocabulary (key \"tokenizer.ggml.tokens\")");
+    if (token_list->value.is_array() && token_list->value.size() > 0x7FFFFFFF)
+        fail("key \"tokenizer.ggml.tokens\" holds more tokens than int32 ids can address");
     const std::vector<std::string_view> texts = r.require_array<std::string_view>("tokenizer.ggml.tokens");
     const std::size_t n = texts.size();
     if (n == 0) fail("key \"tokenizer.ggml.tokens\" is an empty array");
-    if (n > 0x7FFFFFFF) fail("key \"tokenizer.ggml.tokens\" holds more tokens than int32 ids can address");
     if (r.contains("tokenizer.ggml.scores")) {
         if (r.type_of("tokenizer.ggml.scores") == gguf::value_type::array &&
             r.find("tokenizer.ggml.scores")->value.is_array_of<std::int32_t>()) {

@@ -18,5 +18,13 @@ inline int nearest_int(float v) noexcept {
     return static_cast<int>(std::bit_cast<std::int32_t>(shifted) & 0x007fffff) - 0x00400000;
 }
 
+// An already rounded float as an int8, as x86's convert-and-saturating-pack gives it (ggml's
+// activation quantizers): values in [-128, 127] unchanged, beyond them saturated, NaN -128.
+// A plain cast is undefined behaviour for NaN, which a model with NaN or infinite weights
+// feeds the activation quantizers.
+inline std::int8_t saturate_int8(float v) noexcept {
+    return v >= -128.0f && v <= 127.0f ? static_cast<std::int8_t>(v) : v > 0.0f ? std::int8_t(127) : std::int8_t(-128);
+}
+
 }  // namespace detail
 QINFER_NAMESPACE_END
