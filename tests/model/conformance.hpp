@@ -66,11 +66,14 @@ inline void run_arch(const synthetic_shape& shape, unsigned seed, std::span<cons
         opt.n_ctx = 256;
         opt.n_threads = 2;
         qinfer::session s(m, opt);
+        // A near-tie: llama.cpp's top-2 margin is within what the tolerance lets the two
+        // probabilities move between them (each by up to max_abs), so either pick is right.
+        const double tie = 2 * ft.max_abs;
         for (std::size_t i = 0; i < cases.size(); ++i) {
-            const agreement a = compare(s, refs[i], ft.max_abs);
+            const agreement a = compare(s, refs[i], tie);
             const auto ours = greedy(s, refs[i].prompt, refs[i].generated.size());
             int compared = 0;
-            const bool greedy_ok = same_greedy(ours, refs[i], ft.max_abs, &compared);
+            const bool greedy_ok = same_greedy(ours, refs[i], tie, &compared);
             const std::string greedy = ours == refs[i].generated ? std::string("identical")
                                        : greedy_ok ? "identical up to a near-tie after " + std::to_string(compared) + " tokens"
                                                    : std::string("DIFFERS");
