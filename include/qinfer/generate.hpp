@@ -5,7 +5,7 @@
 // The context afterwards: every token generate() returns has been evaluated, so when it
 // returns the session holds what it held before, the prompt tokens and exactly the returned
 // tokens (n_past grows by prompt_tokens.size() + tokens.size()), whatever the stop reason, and
-// a next generate() continues from there. Tokens that are sampled but not returned (the
+// a next generate() continues from there — less the tokens_discarded of context shifts. Tokens that are sampled but not returned (the
 // end-of-generation token, the token that found the context full) are not evaluated.
 #pragma once
 
@@ -50,12 +50,17 @@ struct generate_options {
     std::vector<std::string> stop;  // generation ends before the first occurrence of any
     bool add_special = true;        // generate(): BOS / EOS as the vocabulary asks (reply: the template decides)
     bool parse_special = false;     // generate(): control tokens written in the prompt become tokens
+    // A full context ends generation (stop_reason::context_full) when < 0. When >= 0 it is
+    // shifted as llama.cpp's n_keep does: the first n_keep tokens stay, the older half of the
+    // rest is dropped (session::shift) and generation goes on.
+    std::int64_t context_shift_keep = -1;
 };
 
 struct generate_result {
     std::string text;                          // what was generated (the stop string and anything after it excluded)
     std::vector<std::int32_t> prompt_tokens;   // what was evaluated before sampling (reply: the new part of the chat)
     std::vector<std::int32_t> tokens;          // the generated tokens, all of them evaluated
+    std::int64_t tokens_discarded = 0;         // dropped from the context by context shifts
     qinfer::stop_reason stop_reason = qinfer::stop_reason::max_tokens;
     double prompt_seconds = 0, generate_seconds = 0;
 };
@@ -85,7 +90,12 @@ inline void decode(session& s, sampler_chain& sampler, std::span<const float> lo
     for (int i = 0; opt.max_tokens < 0 || i < opt.max_tokens; ++i) {
         const std::int32_t next = sampler.sample(logits);
         if (tok.vocab().is_eog(next)) { r.stop_reason = stop_reason::end_of_text; break; }
-        if (s.n_past() >= s.n_ctx()) { r.stop_reason = stop_reason::context_full; break; }
+        if (s.n_past() >= s.n_ctx()) {
+            const std::int64_t keep = opt.context_shift_keep, discard = (s.n_past() - keep) / 2;
+            if (keep < 0 || discard < 1) { r.stop_reason = stop_reason::context_full; break; }
+            s.shift(keep, discard);
+            r.tokens_discarded += discard;
+        }
         try {
             logits = s.eval(std::span<const std::int32_t>(&next, 1));
         } catch (const error& e) {

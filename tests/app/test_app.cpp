@@ -18,42 +18,14 @@
 #include <qinfer/generate.hpp>
 #include <qinfer/text/chat_session.hpp>
 
+#include "app/support.hpp"
 #include "skip.hpp"
 #include "model/chatml_stories.hpp"
 #include "model/reference.hpp"
 
 namespace {
 
-namespace fs = std::filesystem;
-const std::string stories = std::string(QINFER_REFDATA_DIR) + "/models/stories260K.gguf";
-
-bool have_stories() { return qtest::have_file(stories); }
-
-std::shared_ptr<const qinfer::model> load() { return std::make_shared<const qinfer::model>(stories); }
-
-template <class F> qinfer::errc code_of(F&& f) {
-    try {
-        f();
-    } catch (const qinfer::error& e) {
-        return e.code();
-    }
-    FAIL("no qinfer::error thrown");
-    return qinfer::errc::other;
-}
-
-// Deterministic in-vocabulary token ids (BOS first), for prompts of any length.
-std::vector<std::int32_t> tokens_of(std::size_t n, std::int64_t n_vocab) {
-    std::vector<std::int32_t> t(n);
-    for (std::size_t i = 0; i < n; ++i) t[i] = i == 0 ? 1 : std::int32_t(3 + (i * 7919) % std::size_t(n_vocab - 3));
-    return t;
-}
-
-double max_diff(std::span<const float> a, std::span<const float> b) {
-    REQUIRE(a.size() == b.size());
-    double d = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) d = std::max(d, double(std::fabs(a[i] - b[i])));
-    return d;
-}
+using namespace apptest;
 
 // llama.cpp's prompt tokens and greedy continuation of "Once upon a time" (64 tokens).
 const mtest::ref_result& llama_once(const qinfer::model& m) {

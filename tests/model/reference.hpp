@@ -27,6 +27,10 @@ struct ref_case {
     std::vector<std::int32_t> tokens;
     bool add_bos = true;
     int n_predict = 64;
+    // A context shift after the tokens (keep >= 0): erase [keep, keep + discard), then
+    // evaluate `then`; the result's probs are one row per token of `then`.
+    int shift_keep = -1, shift_discard = 0;
+    std::vector<std::int32_t> then = {};
 };
 
 struct ref_result {
@@ -88,6 +92,11 @@ inline std::vector<ref_result> run_reference(const std::string& model, const std
         } else {
             spec << ", \"prompt\": " << json_string(c.prompt);
         }
+        if (c.shift_keep >= 0) {
+            spec << ", \"shift\": {\"keep\": " << c.shift_keep << ", \"discard\": " << c.shift_discard << ", \"then\": [";
+            for (std::size_t j = 0; j < c.then.size(); ++j) spec << (j ? ", " : "") << c.then[j];
+            spec << "]}";
+        }
         spec << "}";
     }
     spec << "]}";
@@ -118,8 +127,9 @@ inline std::vector<ref_result> run_reference(const std::string& model, const std
         pb.seekg(0);
         r.probs.resize(bytes / sizeof(float));
         pb.read(reinterpret_cast<char*>(r.probs.data()), std::streamsize(bytes));
-        REQUIRE_MESSAGE(r.positions() == std::int64_t(r.prompt.size() + r.generated.size()) - 1,
-                        "unexpected reference output for " << c.name);
+        const std::int64_t rows = c.shift_keep >= 0 ? std::int64_t(c.then.size())
+                                                    : std::int64_t(r.prompt.size() + r.generated.size()) - 1;
+        REQUIRE_MESSAGE(r.positions() == rows, "unexpected reference output for " << c.name);
         out.push_back(std::move(r));
     }
     return out;

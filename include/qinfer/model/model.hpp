@@ -43,7 +43,9 @@ public:
         visit_arch(config_.arch, [&]<class Arch>() {
             weights_ = load_weights<Arch>(file_, config_);
             forward_ = &forward<Arch>;
+            shift_ = &shift_keys<Arch>;
         });
+        fingerprint_ = compute_fingerprint(file_);
     }
 
     model(const model&) = delete;
@@ -60,7 +62,36 @@ public:
         forward_(config_, weights_, cache, tokens, n_past, all_logits, logits, pool, scratch, trace);
     }
 
+    // Re-rotates cached keys after a context shift (see shift_keys in model/transformer.hpp).
+    void shift(kv_cache& cache, std::int64_t begin, std::int64_t end, std::int64_t delta) const {
+        shift_(config_, weights_, cache, begin, end, delta);
+    }
+
+    // Identifies the model a saved session state belongs to: a 64-bit FNV-1a hash of the
+    // file's size, its tensor directory (names, types, shapes, offsets) and the first 64
+    // bytes of every tensor. Equal files agree; a re-quantized or fine-tuned file does not.
+    std::uint64_t fingerprint() const noexcept { return fingerprint_; }
+
 private:
+    static std::uint64_t compute_fingerprint(const gguf::reader& f) noexcept {
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        const auto mix = [&h](const void* p, std::size_t n) {
+            const auto* b = static_cast<const unsigned char*>(p);
+            for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+        };
+        const std::uint64_t size = f.file_bytes().size();
+        mix(&size, sizeof size);
+        for (const gguf::tensor_info& t : f.tensors()) {
+            mix(t.name.data(), t.name.size());
+            const auto type = std::uint32_t(t.type);
+            mix(&type, sizeof type);
+            mix(t.ne.data(), sizeof t.ne);
+            mix(&t.offset, sizeof t.offset);
+            mix(t.data, std::size_t(std::min<std::uint64_t>(t.n_bytes, 64)));
+        }
+        return h;
+    }
+
     static gguf::reader touch_pages(gguf::reader file, const load_options& opt) {
         if (!opt.progress) return file;
         const std::span<const std::byte> bytes = file.file_bytes();
@@ -89,7 +120,10 @@ private:
     model_config config_;
     text::tokenizer tokenizer_;
     model_weights weights_;
+    using shift_fn = void (*)(const model_config&, const model_weights&, kv_cache&, std::int64_t, std::int64_t, std::int64_t);
     forward_fn forward_ = nullptr;
+    shift_fn shift_ = nullptr;
+    std::uint64_t fingerprint_ = 0;
 };
 
 QINFER_NAMESPACE_END

@@ -85,7 +85,46 @@ inline void gated_activation(float* gate, const float* up, std::int64_t n) noexc
     else swiglu(gate, up, n);
 }
 
+// The RoPE parameters of a layer with this base and scale. The long / short factors of
+// phi3 follow the context length, as llama.cpp chooses them: long beyond the training one.
+template <class Arch>
+rope_params layer_rope(const model_config& c, const model_weights& w, std::int64_t n_ctx, float base, float scale) {
+    rope_params p;
+    p.layout = Arch::rope;
+    p.n_rot = int(c.n_rot);
+    p.attn_factor = c.rope_attn_factor;
+    p.ext_factor = c.rope_yarn ? 1.0f : 0.0f;
+    if (!w.rope_freqs.empty()) p.freq_factors = w.rope_freqs.data();
+    else if (!w.rope_long.empty() && n_ctx > c.n_ctx_orig) p.freq_factors = w.rope_long.data();
+    else if (!w.rope_short.empty()) p.freq_factors = w.rope_short.data();
+    p.freq_base = base;
+    p.freq_scale = scale;
+    if (c.rope_yarn && base > 0.0f) rope_yarn_corr_dims(p.n_rot, c.n_ctx_orig, p.freq_base, 32.0f, 1.0f, p.corr_lo, p.corr_hi);
+    return p;
+}
+
 }  // namespace detail
+
+// Rotates the cached keys of positions [begin, end) by `delta` positions, in every layer that
+// applies RoPE, with that layer's parameters: what a context shift does after moving the
+// keys, as llama.cpp's K-shift does (a rotation by the position difference, composed with the
+// one the key already carries; f16 keys are rounded once more).
+template <class Arch>
+void shift_keys(const model_config& c, const model_weights& w, kv_cache& cache, std::int64_t begin, std::int64_t end,
+                std::int64_t delta) {
+    std::vector<float> angles(std::size_t(c.n_rot)), key(std::size_t(cache.stride()));
+    for (std::int64_t il = 0; il < c.n_layer; ++il) {
+        const layer_config& lc = c.layers[std::size_t(il)];
+        if (!lc.rope) continue;
+        const rope_params p = detail::layer_rope<Arch>(c, w, cache.n_ctx(), lc.rope_freq_base, lc.rope_freq_scale);
+        rope_angles(p, delta, angles.data());
+        for (std::int64_t pos = begin; pos < end; ++pos) {
+            cache.load_key(il, pos, key.data());
+            rope_apply(p, angles.data(), key.data(), int(c.n_head_kv), int(c.head_dim));
+            cache.store_key(il, pos, key.data());
+        }
+    }
+}
 
 // Runs `tokens` at positions n_past, n_past+1, ... and writes logits: for every token when
 // `all_logits`, else for the last one only (n_vocab floats each).
@@ -111,14 +150,6 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     detail::ensure(s.scores, c.n_head * n_ctx_used);
 
     // RoPE angles per position, once for each distinct (base, scale) the layers use.
-    rope_params rp;
-    rp.layout = Arch::rope;
-    rp.n_rot = int(c.n_rot);
-    rp.attn_factor = c.rope_attn_factor;
-    rp.ext_factor = c.rope_yarn ? 1.0f : 0.0f;
-    if (!w.rope_freqs.empty()) rp.freq_factors = w.rope_freqs.data();
-    else if (!w.rope_long.empty() && cache.n_ctx() > c.n_ctx_orig) rp.freq_factors = w.rope_long.data();
-    else if (!w.rope_short.empty()) rp.freq_factors = w.rope_short.data();
     std::vector<std::pair<float, float>> rope_kinds;  // few: one per distinct (base, scale)
     std::vector<std::size_t> rope_of(std::size_t(c.n_layer));
     for (std::int64_t il = 0; il < c.n_layer; ++il) {
@@ -130,13 +161,10 @@ void forward(const model_config& c, const model_weights& w, kv_cache& cache, std
     }
     detail::ensure(s.rope, std::int64_t(rope_kinds.size()) * n * c.n_rot);
     for (std::size_t r = 0; r < rope_kinds.size(); ++r) {
-        rope_params p = rp;
-        p.freq_base = rope_kinds[r].first;
-        p.freq_scale = rope_kinds[r].second;
-        if (c.rope_yarn) rope_yarn_corr_dims(p.n_rot, c.n_ctx_orig, p.freq_base, 32.0f, 1.0f, p.corr_lo, p.corr_hi);
+        const rope_params p = detail::layer_rope<Arch>(c, w, cache.n_ctx(), rope_kinds[r].first, rope_kinds[r].second);
         for (std::int64_t t = 0; t < n; ++t) rope_angles(p, n_past + t, s.rope.data() + (std::int64_t(r) * n + t) * c.n_rot);
     }
-
+    const rope_params rp = detail::layer_rope<Arch>(c, w, cache.n_ctx(), 0.0f, 1.0f);  // rope_apply uses layout and n_rot only
     // --- embeddings -------------------------------------------------------------------
     for (std::int64_t t = 0; t < n; ++t) {
         const std::int32_t id = tokens[std::size_t(t)];

@@ -9,6 +9,9 @@
 #include <memory>
 #include <random>
 #include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -63,6 +66,10 @@ public:
     virtual bool apply_to_logits(std::span<const float> /*logits*/, candidates& /*out*/) { return false; }
     virtual void accept(std::int32_t /*token*/) {}
     virtual void reset() {}
+    // The tokens a stateful step remembers (penalties: the last accepted ones), to save a
+    // chain's state and restore it; stateless steps have none.
+    virtual std::vector<std::int32_t> history() const { return {}; }
+    virtual void set_history(std::span<const std::int32_t> /*tokens*/) {}
 };
 
 namespace sampling {
@@ -91,6 +98,11 @@ public:
         if (int(recent_.size()) > last_n_) recent_.pop_front();
     }
     void reset() override { recent_.clear(); }
+    std::vector<std::int32_t> history() const override { return {recent_.begin(), recent_.end()}; }
+    void set_history(std::span<const std::int32_t> tokens) override {
+        recent_.clear();
+        for (std::int32_t t : tokens) accept(t);
+    }
 
 private:
     int last_n_;
@@ -307,6 +319,45 @@ public:
 
     void reset() {
         for (auto& s : steps_) s->reset();
+    }
+
+    // The chain's state as text: the random engine's (its standard textual form, the same on
+    // every standard library) and each step's history. load_state() accepts what save_state()
+    // of a chain with the same steps wrote, and throws errc::format otherwise, leaving the
+    // chain as it was.
+    std::string save_state() const {
+        std::ostringstream out;
+        out << "qinfer-sampler 1 " << steps_.size() << '\n' << rng_ << '\n';
+        for (const auto& st : steps_) {
+            const std::vector<std::int32_t> h = st->history();
+            out << h.size();
+            for (std::int32_t t : h) out << ' ' << t;
+            out << '\n';
+        }
+        return out.str();
+    }
+    void load_state(std::string_view text) {
+        const auto bad = [](const std::string& why) { return error("qinfer: sampler state: " + why, errc::format); };
+        std::istringstream in{std::string(text)};
+        std::string magic;
+        int version = 0;
+        std::size_t n_steps = 0;
+        if (!(in >> magic >> version >> n_steps) || magic != "qinfer-sampler" || version != 1)
+            throw bad("not a qinfer sampler state (version 1)");
+        if (n_steps != steps_.size())
+            throw bad("it has " + std::to_string(n_steps) + " steps, this chain " + std::to_string(steps_.size()));
+        std::mt19937_64 rng;
+        if (!(in >> rng)) throw bad("the random engine's state does not parse");
+        std::vector<std::vector<std::int32_t>> histories(n_steps);
+        for (auto& h : histories) {
+            std::size_t n = 0;
+            if (!(in >> n) || n > text.size()) throw bad("a step's history length does not parse");
+            h.resize(n);
+            for (std::int32_t& t : h)
+                if (!(in >> t) || t < 0) throw bad("a step's history holds a bad token id");
+        }
+        rng_ = rng;
+        for (std::size_t i = 0; i < n_steps; ++i) steps_[i]->set_history(histories[i]);
     }
 
     // A uniform double in [0, 1) from one mt19937_64 output x: x / 2^64, x rounded to the

@@ -27,6 +27,7 @@
 #include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../generate.hpp"
+#include "../model/prefix_cache.hpp"
 #include "../model/session.hpp"
 #include "../sampling/sampler.hpp"
 #include "chat_template.hpp"
@@ -76,6 +77,11 @@ public:
         s_.reset();
     }
 
+    // Shares evaluated system prompts with other chats of the same model: a conversation whose
+    // start is cached is copied from the cache instead of evaluated, and the first chat to
+    // evaluate a system prompt adds it (null: off).
+    void set_prefix_cache(std::shared_ptr<prefix_cache> cache) { cache_ = std::move(cache); }
+
     const std::vector<text::chat_message>& messages() const noexcept { return messages_; }
     // The tokens the session's context holds, in order.
     const std::vector<std::int32_t>& evaluated() const noexcept { return evaluated_; }
@@ -115,6 +121,17 @@ public:
         }
         std::size_t keep = common_prefix(evaluated_, want);
         if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
+        if (cache_) {
+            auto [snap, n] = cache_->longest_match(s_.get_model(), want);
+            n = std::min(n, want.size() - 1);
+            if (n > keep) try {
+                s_.restore(*snap, std::int64_t(n));  // checked first: on failure nothing changed
+                evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(n));
+                keep = n;
+            } catch (const error&) {
+                // a snapshot this session cannot take (another n_ctx regime): evaluate instead
+            }
+        }
         s_.truncate(std::int64_t(keep));
         evaluated_.resize(keep);
         const std::span<const std::int32_t> fresh(want.data() + keep, want.size() - keep);
@@ -122,6 +139,7 @@ public:
         try {
             const std::span<const float> logits = s_.eval(fresh);
             evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
+            if (cache_ && !system_.empty()) cache_system_prompt(want);
             return logits;
         } catch (...) {
             evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(s_.n_past()));
@@ -147,23 +165,33 @@ public:
         try {
             detail::decode(s_, sampler, logits, opt, on_text, r);
         } catch (...) {  // the turn failed: drop it, keep evaluated() equal to the context
-            evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
+            evaluated_.assign(s_.tokens().begin(), s_.tokens().end());
             messages_.pop_back();
             throw;
         }
         r.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
-        evaluated_.insert(evaluated_.end(), r.tokens.begin(), r.tokens.end());
+        // The context, which a context shift (opt.context_shift_keep) may have cut.
+        evaluated_.assign(s_.tokens().begin(), s_.tokens().end());
         messages_.push_back({"assistant", r.text});
         return r;
     }
 
 private:
+    // Adds the tokens the system message accounts for (where the formatted system message
+    // alone and the conversation agree) to the prefix cache.
+    void cache_system_prompt(const std::vector<std::int32_t>& conversation) {
+        const std::vector<std::int32_t> sys = tokenize(text::apply_chat_template(tmpl_, std::vector<text::chat_message>{{"system", system_}}, false));
+        const std::size_t n = common_prefix(sys, conversation);
+        if (n > 0 && n <= evaluated_.size()) cache_->add(s_, std::int64_t(n));
+    }
+
     session& s_;
     text::chat_template tmpl_;
     std::string system_;
     std::vector<text::chat_message> messages_;
     std::vector<std::int32_t> evaluated_;
     std::size_t last_new_ = 0;
+    std::shared_ptr<prefix_cache> cache_;
 };
 
 QINFER_NAMESPACE_END
