@@ -6,8 +6,9 @@
 //
 // One line of input is one user message; the reply streams as it is generated. The whole
 // conversation stays in one session: each turn only the new part of the formatted
-// conversation is evaluated (qinfer/text/chat_session.hpp). Commands: /reset forgets the
-// conversation (keeps --system), /exit or end of input (Ctrl-D) quits. Works with stdin not
+// conversation is evaluated (qinfer/app/chat_session.hpp). Commands: /reset forgets the
+// conversation (keeps --system), /undo takes back the last turn, /exit or end of input
+// (Ctrl-D) quits. Works with stdin not
 // a terminal:  printf 'hello\n/exit\n' | qinfer-chat -m model.gguf
 #include <unistd.h>
 
@@ -20,7 +21,7 @@
 #include <string>
 
 #include <qinfer/qinfer.hpp>
-#include <qinfer/text/chat_session.hpp>
+#include <qinfer/app/chat_session.hpp>
 
 #include "common/args.hpp"
 
@@ -63,7 +64,7 @@ int main(int argc, char** argv) {
         so.n_threads = threads;
         so.n_ctx = n_ctx;
         qinfer::session s(model, so);
-        std::fprintf(stderr, "qinfer-chat: %s: %s, %lld layers, vocab %lld, template %s, context %lld; /reset, /exit or Ctrl-D\n",
+        std::fprintf(stderr, "qinfer-chat: %s: %s, %lld layers, vocab %lld, template %s, context %lld; /reset, /undo, /exit or Ctrl-D\n",
                      model_path.c_str(), cfg.arch.c_str(), (long long)cfg.n_layer, (long long)cfg.n_vocab,
                      std::string(qinfer::text::name(tmpl.format)).c_str(), (long long)s.n_ctx());
         qinfer::chat_session chat(s, tmpl);
@@ -82,6 +83,10 @@ int main(int argc, char** argv) {
             if (line == "/reset") {
                 chat.reset();
                 std::fprintf(stderr, "qinfer-chat: conversation reset\n");
+                continue;
+            }
+            if (line == "/undo") {
+                std::fprintf(stderr, "qinfer-chat: %s\n", chat.undo() ? "last turn taken back" : "nothing to undo");
                 continue;
             }
             if (line.empty()) continue;

@@ -5,13 +5,15 @@
 //   qinfer::generate(s, "Once upon a time", {}, [](std::string_view t) { std::cout << t; return true; });
 #pragma once
 
+#include "app/chat_session.hpp"
+#include "app/generate.hpp"
+#include "app/state.hpp"
 #include "core/config.hpp"
 #include "core/cpu.hpp"
 #include "core/error.hpp"
 #include "core/fp16.hpp"
 #include "core/types.hpp"
 #include "eval/perplexity.hpp"
-#include "generate.hpp"
 #include "gguf/reader.hpp"
 #include "gguf/writer.hpp"
 #include "model/model.hpp"
@@ -20,8 +22,6 @@
 #include "ops/thread_pool.hpp"
 #include "quant/dispatch.hpp"
 #include "sampling/sampler.hpp"
-#include "state.hpp"
-#include "text/chat_session.hpp"
 #include "text/chat_template.hpp"
 #include "text/tokenizer.hpp"
 #include "tools/quantize.hpp"

@@ -11,6 +11,34 @@
 //   qinfer::session s(m);
 //   qinfer::generate(s, "Once upon a time", {}, [](std::string_view t) { std::cout << t; return true; });
 
+// ---- begin qinfer/app/chat_session.hpp ----
+// qinfer/app/chat_session.hpp — a multi-turn chat over one session, formatted with the
+// model's chat template, evaluating only what is new each turn.
+//
+// Each turn the whole conversation is formatted again (the template decides everything, as
+// llama.cpp's chat does) and tokenized; the tokens the session already holds are compared
+// with that stream and only the part after the common prefix is evaluated. When the stream
+// differs from what was evaluated (a template that rewrites earlier turns, or a reply whose
+// text tokenizes differently from the tokens that were sampled), the session is truncated to
+// the common prefix first, so the context always equals the tokenized conversation.
+//
+//   qinfer::chat_session chat(model);   // its own session; or (session&, template) to borrow one
+//   chat.set_system("You are terse.");
+//   chat.reply("hello", {}, [](std::string_view t) { std::cout << t; return true; });
+//   chat.undo();                          // take the turn back, try another question
+//
+// reply() takes generate()'s options (stop strings included) and runs the same decode loop,
+// so the same holds: every returned token has been evaluated, and after a reply the context
+// holds the conversation up to the assistant header plus exactly the reply's tokens.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
 // ---- begin qinfer/core/config.hpp ----
 // qinfer/core/config.hpp — version, namespace and compiler macros shared by every header.
 
@@ -51,124 +79,6 @@
 #  define QINFER_UNROLL
 #endif
 // ---- end qinfer/core/config.hpp ----
-// ---- begin qinfer/core/cpu.hpp ----
-// qinfer/core/cpu.hpp — which instruction set the kernels use, decided once at run time.
-
-#include <cstdlib>
-#include <string_view>
-
-
-QINFER_NAMESPACE_BEGIN
-
-// Kernel tiers, lowest to highest. `scalar` is the portable reference every other tier is
-// tested against; `avx2` needs AVX2+FMA+F16C; `avx512` needs AVX-512 F/BW/VL/DQ + VNNI.
-enum class isa { scalar = 0, avx2 = 1, avx512 = 2 };
-
-constexpr std::string_view isa_name(isa i) noexcept {
-    switch (i) {
-    case isa::avx512: return "avx512";
-    case isa::avx2: return "avx2";
-    default: return "scalar";
-    }
-}
-
-// What the CPU (and the OS, which must save the wider registers) supports, from cpuid.
-struct cpu_features {
-    bool avx2 = false, fma = false, f16c = false, bmi2 = false;
-    bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
-    bool avx512bf16 = false, avx512vbmi = false;
-};
-
-namespace detail {
-
-#if QINFER_X86_DISPATCH
-inline void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) noexcept {
-    __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
-}
-inline unsigned long long xgetbv0() noexcept {
-    unsigned lo, hi;
-    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    return (static_cast<unsigned long long>(hi) << 32) | lo;
-}
-#endif
-
-inline cpu_features read_cpu_features() noexcept {
-    cpu_features f;
-#if QINFER_X86_DISPATCH
-    unsigned r[4];
-    cpuid(0, 0, r);
-    const unsigned max_leaf = r[0];
-    if (max_leaf < 7) return f;
-    cpuid(1, 0, r);
-    const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
-    if (!osxsave || !avx) return f;
-    const unsigned long long xcr0 = xgetbv0();
-    if ((xcr0 & 0x6) != 0x6) return f;           // XMM and YMM state enabled by the OS
-    const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // plus opmask and ZMM state
-    f.fma = (r[2] >> 12) & 1;
-    f.f16c = (r[2] >> 29) & 1;
-    cpuid(7, 0, r);
-    f.avx2 = (r[1] >> 5) & 1;
-    f.bmi2 = (r[1] >> 8) & 1;
-    if (zmm_state) {
-        f.avx512f = (r[1] >> 16) & 1;
-        f.avx512dq = (r[1] >> 17) & 1;
-        f.avx512bw = (r[1] >> 30) & 1;
-        f.avx512vl = (r[1] >> 31) & 1;
-        f.avx512vbmi = (r[2] >> 1) & 1;
-        f.avx512vnni = (r[2] >> 11) & 1;
-        const unsigned sub_leaves = r[0];
-        if (sub_leaves >= 1) {
-            cpuid(7, 1, r);
-            f.avx512bf16 = (r[0] >> 5) & 1;
-        }
-    }
-#endif
-    return f;
-}
-
-inline isa detect_isa() noexcept {
-    const cpu_features f = read_cpu_features();
-    isa best = isa::scalar;
-    if (f.avx2 && f.fma && f.f16c && f.bmi2) best = isa::avx2;
-    if (best == isa::avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni) best = isa::avx512;
-    // QINFER_ISA=scalar|avx2|avx512 caps the tier (never raises it): lets tests and users
-    // exercise the fallback paths on a machine that has the faster ones.
-    if (const char* env = std::getenv("QINFER_ISA")) {
-        const std::string_view want(env);
-        isa cap = best;
-        if (want == "scalar") cap = isa::scalar;
-        else if (want == "avx2") cap = isa::avx2;
-        else if (want == "avx512") cap = isa::avx512;
-        if (static_cast<int>(cap) < static_cast<int>(best)) best = cap;
-    }
-    return best;
-}
-
-inline isa& active_isa_ref() noexcept {
-    static isa current = detect_isa();
-    return current;
-}
-
-}  // namespace detail
-
-// The CPU's features, read once.
-inline const cpu_features& cpu() noexcept {
-    static const cpu_features f = detail::read_cpu_features();
-    return f;
-}
-
-// The tier kernels dispatch to now.
-inline isa active_isa() noexcept { return detail::active_isa_ref(); }
-
-// Lower (never raise beyond what the CPU has) the tier; for tests and benchmarks.
-inline void set_isa(isa want) noexcept {
-    const isa best = detail::detect_isa();
-    detail::active_isa_ref() = static_cast<int>(want) < static_cast<int>(best) ? want : best;
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/core/cpu.hpp ----
 // ---- begin qinfer/core/error.hpp ----
 // qinfer/core/error.hpp — the one exception type the loader and the API throw.
 
@@ -220,175 +130,19 @@ private:
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/core/error.hpp ----
-// ---- begin qinfer/core/fp16.hpp ----
-// qinfer/core/fp16.hpp — IEEE half and bfloat16 storage types with round-to-nearest-even
-// conversions that give the same bits as ggml's (for every non-NaN input).
-
-#include <bit>
-#include <cstdint>
-
-
-QINFER_NAMESPACE_BEGIN
-
-// Raw 16-bit storage; conversions are explicit so a block struct stays trivially copyable
-// and byte-identical to ggml's `ggml_half` / `ggml_bf16_t`.
-struct fp16 { std::uint16_t bits; };
-struct bf16 { std::uint16_t bits; };
-static_assert(sizeof(fp16) == 2 && sizeof(bf16) == 2);
-
-constexpr float to_float(fp16 h) noexcept {
-    const std::uint32_t sign = std::uint32_t(h.bits & 0x8000u) << 16;
-    const std::uint32_t em = h.bits & 0x7fffu;
-    if (em >= 0x7c00u)  // inf / nan: widen the payload
-        return std::bit_cast<float>(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
-    if (em >= 0x0400u)  // normal: rebias the exponent from 15 to 127
-        return std::bit_cast<float>(sign | ((em << 13) + 0x38000000u));
-    // zero / subnormal: em counts units of 2^-24, exactly representable as a float
-    return std::bit_cast<float>(sign | std::bit_cast<std::uint32_t>(float(em) * 0x1p-24f));
-}
-
-constexpr fp16 to_fp16(float f) noexcept {
-    std::uint32_t x = std::bit_cast<std::uint32_t>(f);
-    const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
-    x &= 0x7fffffffu;
-    if (x > 0x7f800000u) return {std::uint16_t(sign | 0x7e00u)};   // nan
-    if (x >= 0x477ff000u) return {std::uint16_t(sign | 0x7c00u)};  // >= 65520 rounds to inf
-    if (x < 0x38800000u) {
-        // Result is subnormal: adding 0.5 aligns the value to the half's 2^-24 grid, so
-        // the float adder does the round-to-nearest-even for us.
-        const float a = std::bit_cast<float>(x) + 0.5f;
-        return {std::uint16_t(sign | (std::bit_cast<std::uint32_t>(a) - 0x3f000000u))};
-    }
-    // Normal: rebias exponent (127 -> 15) and round the 13 dropped bits to nearest even.
-    x += 0xc8000fffu + ((x >> 13) & 1u);
-    return {std::uint16_t(sign | (x >> 13))};
-}
-
-constexpr float to_float(bf16 h) noexcept {
-    return std::bit_cast<float>(std::uint32_t(h.bits) << 16);
-}
-
-constexpr bf16 to_bf16(float f) noexcept {
-    const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return {std::uint16_t((u >> 16) | 64u)};  // quiet nan
-    return {std::uint16_t((u + (0x7fffu + ((u >> 16) & 1u))) >> 16)};
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/core/fp16.hpp ----
-// ---- begin qinfer/core/types.hpp ----
-// qinfer/core/types.hpp — every ggml tensor type id with its block geometry.
+// ---- begin qinfer/app/generate.hpp ----
+// qinfer/app/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt, then
+// sample token by token until an end-of-generation token, a stop string, the token budget,
+// the callback, a full context or cancellation.
 //
-// This table is the single place the GGUF reader, the writer and the kernel dispatcher
-// read sizes from. Ids are ggml's (they are what GGUF files store); ids ggml removed
-// (4, 5, 31-33, 36-38) are absent and rejected by `type_info_of`.
+// The context afterwards: every token generate() returns has been evaluated, so when it
+// returns the session holds what it held before, the prompt tokens and exactly the returned
+// tokens (n_past grows by prompt_tokens.size() + tokens.size()), whatever the stop reason, and
+// a next generate() continues from there — less the tokens_discarded of context shifts. Tokens that are sampled but not returned (the
+// end-of-generation token, the token that found the context full) are not evaluated.
 
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <optional>
-#include <string_view>
-
-
-QINFER_NAMESPACE_BEGIN
-
-enum class type_id : std::uint32_t {
-    f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
-    q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15,
-    iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22,
-    iq4_xs = 23, i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30,
-    tq1_0 = 34, tq2_0 = 35, mxfp4 = 39, nvfp4 = 40, q1_0 = 41, q2_0 = 42,
-};
-
-struct type_info {
-    type_id id;
-    std::string_view name;      // ggml's spelling ("q4_K", "bf16")
-    std::int64_t block_size;    // elements per block
-    std::int64_t block_bytes;   // bytes per block
-    bool quantized;
-};
-
-inline constexpr std::array<type_info, 36> type_table{{
-    {type_id::f32, "f32", 1, 4, false},        {type_id::f16, "f16", 1, 2, false},
-    {type_id::q4_0, "q4_0", 32, 18, true},     {type_id::q4_1, "q4_1", 32, 20, true},
-    {type_id::q5_0, "q5_0", 32, 22, true},     {type_id::q5_1, "q5_1", 32, 24, true},
-    {type_id::q8_0, "q8_0", 32, 34, true},     {type_id::q8_1, "q8_1", 32, 36, true},
-    {type_id::q2_K, "q2_K", 256, 84, true},    {type_id::q3_K, "q3_K", 256, 110, true},
-    {type_id::q4_K, "q4_K", 256, 144, true},   {type_id::q5_K, "q5_K", 256, 176, true},
-    {type_id::q6_K, "q6_K", 256, 210, true},   {type_id::q8_K, "q8_K", 256, 292, true},
-    {type_id::iq2_xxs, "iq2_xxs", 256, 66, true}, {type_id::iq2_xs, "iq2_xs", 256, 74, true},
-    {type_id::iq3_xxs, "iq3_xxs", 256, 98, true}, {type_id::iq1_s, "iq1_s", 256, 50, true},
-    {type_id::iq4_nl, "iq4_nl", 32, 18, true}, {type_id::iq3_s, "iq3_s", 256, 110, true},
-    {type_id::iq2_s, "iq2_s", 256, 82, true},  {type_id::iq4_xs, "iq4_xs", 256, 136, true},
-    {type_id::i8, "i8", 1, 1, false},          {type_id::i16, "i16", 1, 2, false},
-    {type_id::i32, "i32", 1, 4, false},        {type_id::i64, "i64", 1, 8, false},
-    {type_id::f64, "f64", 1, 8, false},        {type_id::iq1_m, "iq1_m", 256, 56, true},
-    {type_id::bf16, "bf16", 1, 2, false},      {type_id::tq1_0, "tq1_0", 256, 54, true},
-    {type_id::tq2_0, "tq2_0", 256, 66, true},  {type_id::mxfp4, "mxfp4", 32, 17, true},
-    {type_id::nvfp4, "nvfp4", 64, 36, true},   {type_id::q1_0, "q1_0", 128, 18, true},
-    {type_id::q2_0, "q2_0", 64, 18, true},
-}};
-
-// The row of `type_table` for a raw id read from a file; empty for unknown or removed ids.
-constexpr std::optional<type_info> type_info_of(std::uint32_t raw) noexcept {
-    for (const type_info& t : type_table)
-        if (static_cast<std::uint32_t>(t.id) == raw) return t;
-    return std::nullopt;
-}
-
-// Row of a known id (every enumerator is in the table).
-constexpr const type_info& info(type_id id) noexcept {
-    for (const type_info& t : type_table)
-        if (t.id == id) return t;
-    return type_table[0];  // unreachable for valid enumerators
-}
-
-constexpr std::string_view type_name(type_id id) noexcept { return info(id).name; }
-
-// Bytes taken by `n` elements of type `id`; `n` must be a multiple of the block size.
-constexpr std::int64_t row_bytes(type_id id, std::int64_t n) noexcept {
-    const type_info& t = info(id);
-    return n / t.block_size * t.block_bytes;
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/core/types.hpp ----
-// ---- begin qinfer/eval/perplexity.hpp ----
-// qinfer/eval/perplexity.hpp — perplexity of a model over a token stream, the way
-// llama.cpp's llama-perplexity computes it, and the KL divergence of a model's next-token
-// distributions from a base model's (what a quantization costs).
-//
-// Method (llama-perplexity, tools/perplexity/perplexity.cpp, without --ppl-stride):
-//   - the text is tokenized with BOS (as the vocabulary asks); it needs at least 2 * n_ctx
-//     tokens; it is cut into floor(n_tokens / n_ctx) chunks of n_ctx tokens (the rest is unused);
-//   - each chunk is evaluated from an empty context, its first token replaced by BOS;
-//   - only the second half is scored: the logits at positions first = n_ctx / 2 ...
-//     n_ctx - 2 predict the tokens at first + 1 ... n_ctx - 1 (n_ctx - first - 1 per chunk);
-//   - NLL = max + log(sum exp(l - max)) - l[tok] (expf summed in double, as there);
-//     PPL = exp(mean NLL), its error exp(mean) * sqrt(var(NLL) / (count - 1)).
-//
-// KL divergence: `save_kld_base` runs the base model and writes the log-probabilities of every
-// scored position to a file; `kl_divergence` runs another model over the same tokens (read
-// from the file) and compares. The file is qinfer's own format (not llama.cpp's, which stores
-// 16-bit quantized log-probabilities), all little-endian:
-//
-//   char     magic[8]    "QINFKLD1"
-//   uint32   n_ctx, n_vocab, n_chunk, reserved (0)
-//   int32    tokens[n_chunk * n_ctx]             the evaluated token stream (BOS not substituted)
-//   float32  log_probs[n_chunk][n_ctx - n_ctx/2 - 1][n_vocab]
-//                                               log-softmax of the base model's logits at each
-//                                               scored position, chunk by chunk
-
-#include <algorithm>
-#include <bit>
 #include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
-#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -528,6 +282,14 @@ private:
     int job_size_ = 0;
     bool stop_ = false;
 };
+
+// The process's shared pool, one thread per hardware thread, made on first use. Sessions
+// that name neither a pool nor a thread count run on it, so many sessions do not mean many
+// pools fighting over the cores: their jobs take turns (one job at a time, each on every core).
+inline executor& default_executor() {
+    static thread_pool pool(0);
+    return pool;
+}
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/ops/thread_pool.hpp ----
@@ -768,6 +530,83 @@ private:
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/core/mapped_file.hpp ----
+// ---- begin qinfer/core/types.hpp ----
+// qinfer/core/types.hpp — every ggml tensor type id with its block geometry.
+//
+// This table is the single place the GGUF reader, the writer and the kernel dispatcher
+// read sizes from. Ids are ggml's (they are what GGUF files store); ids ggml removed
+// (4, 5, 31-33, 36-38) are absent and rejected by `type_info_of`.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+
+QINFER_NAMESPACE_BEGIN
+
+enum class type_id : std::uint32_t {
+    f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
+    q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15,
+    iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22,
+    iq4_xs = 23, i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30,
+    tq1_0 = 34, tq2_0 = 35, mxfp4 = 39, nvfp4 = 40, q1_0 = 41, q2_0 = 42,
+};
+
+struct type_info {
+    type_id id;
+    std::string_view name;      // ggml's spelling ("q4_K", "bf16")
+    std::int64_t block_size;    // elements per block
+    std::int64_t block_bytes;   // bytes per block
+    bool quantized;
+};
+
+inline constexpr std::array<type_info, 36> type_table{{
+    {type_id::f32, "f32", 1, 4, false},        {type_id::f16, "f16", 1, 2, false},
+    {type_id::q4_0, "q4_0", 32, 18, true},     {type_id::q4_1, "q4_1", 32, 20, true},
+    {type_id::q5_0, "q5_0", 32, 22, true},     {type_id::q5_1, "q5_1", 32, 24, true},
+    {type_id::q8_0, "q8_0", 32, 34, true},     {type_id::q8_1, "q8_1", 32, 36, true},
+    {type_id::q2_K, "q2_K", 256, 84, true},    {type_id::q3_K, "q3_K", 256, 110, true},
+    {type_id::q4_K, "q4_K", 256, 144, true},   {type_id::q5_K, "q5_K", 256, 176, true},
+    {type_id::q6_K, "q6_K", 256, 210, true},   {type_id::q8_K, "q8_K", 256, 292, true},
+    {type_id::iq2_xxs, "iq2_xxs", 256, 66, true}, {type_id::iq2_xs, "iq2_xs", 256, 74, true},
+    {type_id::iq3_xxs, "iq3_xxs", 256, 98, true}, {type_id::iq1_s, "iq1_s", 256, 50, true},
+    {type_id::iq4_nl, "iq4_nl", 32, 18, true}, {type_id::iq3_s, "iq3_s", 256, 110, true},
+    {type_id::iq2_s, "iq2_s", 256, 82, true},  {type_id::iq4_xs, "iq4_xs", 256, 136, true},
+    {type_id::i8, "i8", 1, 1, false},          {type_id::i16, "i16", 1, 2, false},
+    {type_id::i32, "i32", 1, 4, false},        {type_id::i64, "i64", 1, 8, false},
+    {type_id::f64, "f64", 1, 8, false},        {type_id::iq1_m, "iq1_m", 256, 56, true},
+    {type_id::bf16, "bf16", 1, 2, false},      {type_id::tq1_0, "tq1_0", 256, 54, true},
+    {type_id::tq2_0, "tq2_0", 256, 66, true},  {type_id::mxfp4, "mxfp4", 32, 17, true},
+    {type_id::nvfp4, "nvfp4", 64, 36, true},   {type_id::q1_0, "q1_0", 128, 18, true},
+    {type_id::q2_0, "q2_0", 64, 18, true},
+}};
+
+// The row of `type_table` for a raw id read from a file; empty for unknown or removed ids.
+constexpr std::optional<type_info> type_info_of(std::uint32_t raw) noexcept {
+    for (const type_info& t : type_table)
+        if (static_cast<std::uint32_t>(t.id) == raw) return t;
+    return std::nullopt;
+}
+
+// Row of a known id (every enumerator is in the table).
+constexpr const type_info& info(type_id id) noexcept {
+    for (const type_info& t : type_table)
+        if (t.id == id) return t;
+    return type_table[0];  // unreachable for valid enumerators
+}
+
+constexpr std::string_view type_name(type_id id) noexcept { return info(id).name; }
+
+// Bytes taken by `n` elements of type `id`; `n` must be a multiple of the block size.
+constexpr std::int64_t row_bytes(type_id id, std::int64_t n) noexcept {
+    const type_info& t = info(id);
+    return n / t.block_size * t.block_bytes;
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/core/types.hpp ----
 // ---- begin qinfer/gguf/detail/bytes.hpp ----
 // qinfer/gguf/detail/bytes.hpp — little-endian loads/stores and overflow-checked arithmetic.
 
@@ -3838,6 +3677,180 @@ QINFER_NAMESPACE_END
 #include <bit>
 #include <cstdint>
 
+// ---- begin qinfer/core/cpu.hpp ----
+// qinfer/core/cpu.hpp — which instruction set the kernels use, decided once at run time.
+
+#include <cstdlib>
+#include <string_view>
+
+
+QINFER_NAMESPACE_BEGIN
+
+// Kernel tiers, lowest to highest. `scalar` is the portable reference every other tier is
+// tested against; `avx2` needs AVX2+FMA+F16C; `avx512` needs AVX-512 F/BW/VL/DQ + VNNI.
+enum class isa { scalar = 0, avx2 = 1, avx512 = 2 };
+
+constexpr std::string_view isa_name(isa i) noexcept {
+    switch (i) {
+    case isa::avx512: return "avx512";
+    case isa::avx2: return "avx2";
+    default: return "scalar";
+    }
+}
+
+// What the CPU (and the OS, which must save the wider registers) supports, from cpuid.
+struct cpu_features {
+    bool avx2 = false, fma = false, f16c = false, bmi2 = false;
+    bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false, avx512vnni = false;
+    bool avx512bf16 = false, avx512vbmi = false;
+};
+
+namespace detail {
+
+#if QINFER_X86_DISPATCH
+inline void cpuid(unsigned leaf, unsigned sub, unsigned r[4]) noexcept {
+    __asm__ __volatile__("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+inline unsigned long long xgetbv0() noexcept {
+    unsigned lo, hi;
+    __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+#endif
+
+inline cpu_features read_cpu_features() noexcept {
+    cpu_features f;
+#if QINFER_X86_DISPATCH
+    unsigned r[4];
+    cpuid(0, 0, r);
+    const unsigned max_leaf = r[0];
+    if (max_leaf < 7) return f;
+    cpuid(1, 0, r);
+    const bool osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+    if (!osxsave || !avx) return f;
+    const unsigned long long xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return f;           // XMM and YMM state enabled by the OS
+    const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // plus opmask and ZMM state
+    f.fma = (r[2] >> 12) & 1;
+    f.f16c = (r[2] >> 29) & 1;
+    cpuid(7, 0, r);
+    f.avx2 = (r[1] >> 5) & 1;
+    f.bmi2 = (r[1] >> 8) & 1;
+    if (zmm_state) {
+        f.avx512f = (r[1] >> 16) & 1;
+        f.avx512dq = (r[1] >> 17) & 1;
+        f.avx512bw = (r[1] >> 30) & 1;
+        f.avx512vl = (r[1] >> 31) & 1;
+        f.avx512vbmi = (r[2] >> 1) & 1;
+        f.avx512vnni = (r[2] >> 11) & 1;
+        const unsigned sub_leaves = r[0];
+        if (sub_leaves >= 1) {
+            cpuid(7, 1, r);
+            f.avx512bf16 = (r[0] >> 5) & 1;
+        }
+    }
+#endif
+    return f;
+}
+
+inline isa detect_isa() noexcept {
+    const cpu_features f = read_cpu_features();
+    isa best = isa::scalar;
+    if (f.avx2 && f.fma && f.f16c && f.bmi2) best = isa::avx2;
+    if (best == isa::avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni) best = isa::avx512;
+    // QINFER_ISA=scalar|avx2|avx512 caps the tier (never raises it): lets tests and users
+    // exercise the fallback paths on a machine that has the faster ones.
+    if (const char* env = std::getenv("QINFER_ISA")) {
+        const std::string_view want(env);
+        isa cap = best;
+        if (want == "scalar") cap = isa::scalar;
+        else if (want == "avx2") cap = isa::avx2;
+        else if (want == "avx512") cap = isa::avx512;
+        if (static_cast<int>(cap) < static_cast<int>(best)) best = cap;
+    }
+    return best;
+}
+
+inline isa& active_isa_ref() noexcept {
+    static isa current = detect_isa();
+    return current;
+}
+
+}  // namespace detail
+
+// The CPU's features, read once.
+inline const cpu_features& cpu() noexcept {
+    static const cpu_features f = detail::read_cpu_features();
+    return f;
+}
+
+// The tier kernels dispatch to now.
+inline isa active_isa() noexcept { return detail::active_isa_ref(); }
+
+// Lower (never raise beyond what the CPU has) the tier; for tests and benchmarks.
+inline void set_isa(isa want) noexcept {
+    const isa best = detail::detect_isa();
+    detail::active_isa_ref() = static_cast<int>(want) < static_cast<int>(best) ? want : best;
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/core/cpu.hpp ----
+// ---- begin qinfer/core/fp16.hpp ----
+// qinfer/core/fp16.hpp — IEEE half and bfloat16 storage types with round-to-nearest-even
+// conversions that give the same bits as ggml's (for every non-NaN input).
+
+#include <bit>
+#include <cstdint>
+
+
+QINFER_NAMESPACE_BEGIN
+
+// Raw 16-bit storage; conversions are explicit so a block struct stays trivially copyable
+// and byte-identical to ggml's `ggml_half` / `ggml_bf16_t`.
+struct fp16 { std::uint16_t bits; };
+struct bf16 { std::uint16_t bits; };
+static_assert(sizeof(fp16) == 2 && sizeof(bf16) == 2);
+
+constexpr float to_float(fp16 h) noexcept {
+    const std::uint32_t sign = std::uint32_t(h.bits & 0x8000u) << 16;
+    const std::uint32_t em = h.bits & 0x7fffu;
+    if (em >= 0x7c00u)  // inf / nan: widen the payload
+        return std::bit_cast<float>(sign | 0x7f800000u | ((em & 0x3ffu) << 13));
+    if (em >= 0x0400u)  // normal: rebias the exponent from 15 to 127
+        return std::bit_cast<float>(sign | ((em << 13) + 0x38000000u));
+    // zero / subnormal: em counts units of 2^-24, exactly representable as a float
+    return std::bit_cast<float>(sign | std::bit_cast<std::uint32_t>(float(em) * 0x1p-24f));
+}
+
+constexpr fp16 to_fp16(float f) noexcept {
+    std::uint32_t x = std::bit_cast<std::uint32_t>(f);
+    const std::uint16_t sign = std::uint16_t((x >> 16) & 0x8000u);
+    x &= 0x7fffffffu;
+    if (x > 0x7f800000u) return {std::uint16_t(sign | 0x7e00u)};   // nan
+    if (x >= 0x477ff000u) return {std::uint16_t(sign | 0x7c00u)};  // >= 65520 rounds to inf
+    if (x < 0x38800000u) {
+        // Result is subnormal: adding 0.5 aligns the value to the half's 2^-24 grid, so
+        // the float adder does the round-to-nearest-even for us.
+        const float a = std::bit_cast<float>(x) + 0.5f;
+        return {std::uint16_t(sign | (std::bit_cast<std::uint32_t>(a) - 0x3f000000u))};
+    }
+    // Normal: rebias exponent (127 -> 15) and round the 13 dropped bits to nearest even.
+    x += 0xc8000fffu + ((x >> 13) & 1u);
+    return {std::uint16_t(sign | (x >> 13))};
+}
+
+constexpr float to_float(bf16 h) noexcept {
+    return std::bit_cast<float>(std::uint32_t(h.bits) << 16);
+}
+
+constexpr bf16 to_bf16(float f) noexcept {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return {std::uint16_t((u >> 16) | 64u)};  // quiet nan
+    return {std::uint16_t((u + (0x7fffu + ((u >> 16) & 1u))) >> 16)};
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/core/fp16.hpp ----
 // ---- begin qinfer/quant/block_traits.hpp ----
 // qinfer/quant/block_traits.hpp — what the rest of the library may know about a block type.
 
@@ -11014,9 +11027,9 @@ QINFER_NAMESPACE_BEGIN
 
 struct session_options {
     std::int64_t n_ctx = 0;      // 0: the model's training context, capped at 4096
-    int n_threads = 0;           // 0: all hardware threads (ignored when `pool` is given)
+    int n_threads = 0;           // > 0: a pool of this many threads of the session's own
     kv_type cache_type = kv_type::f16;
-    executor* pool = nullptr;    // the host's executor, or null for a pool of our own
+    executor* pool = nullptr;    // the host's executor; null and n_threads 0: default_executor(), shared
     std::int64_t n_batch = 512;  // tokens per forward pass; an eval of more runs in batches of this many
 };
 
@@ -11050,6 +11063,7 @@ public:
         n_batch_ = opt.n_batch;
         cache_ = kv_cache(c.n_layer, n_ctx_, c.n_head_kv, c.head_dim, opt.cache_type);
         if (opt.pool) pool_ = opt.pool;
+        else if (opt.n_threads <= 0) pool_ = &default_executor();
         else {
             own_pool_ = std::make_unique<thread_pool>(opt.n_threads);
             pool_ = own_pool_.get();
@@ -11311,314 +11325,6 @@ private:
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/model/session.hpp ----
-
-QINFER_NAMESPACE_BEGIN
-namespace eval {
-
-struct perplexity_options {
-    std::int64_t n_ctx = 512;    // tokens per chunk (the session's n_ctx must be at least this)
-    std::int64_t n_batch = 0;    // tokens per eval call (0: n_ctx)
-    std::int64_t max_chunks = -1;// < 0: all chunks the tokens make
-};
-
-// Running sums of negative log-likelihoods.
-struct nll_stats {
-    double sum = 0, sum2 = 0;
-    std::int64_t count = 0;
-
-    void add(double v) { sum += v; sum2 += v * v; ++count; }
-    double mean() const { return count ? sum / double(count) : 0.0; }
-    double ppl() const { return std::exp(mean()); }
-    // llama-perplexity's "+/-": exp(mean) times the standard error of the mean NLL.
-    double ppl_error() const {
-        if (count < 2) return 0.0;
-        const double m = mean(), var = sum2 / double(count) - m * m;
-        return var > 0 ? std::sqrt(var / double(count - 1)) * ppl() : 0.0;
-    }
-};
-
-struct perplexity_result {
-    nll_stats nll;
-    std::int64_t n_chunks = 0, n_ctx = 0, n_tokens = 0;  // n_tokens: of the whole input
-    double ppl() const { return nll.ppl(); }
-    double ppl_error() const { return nll.ppl_error(); }
-};
-
-struct kld_result {
-    nll_stats nll, nll_base;           // the model's and the base model's NLL of the same tokens
-    double sum_kld = 0, sum_kld2 = 0, max_kld = 0;
-    std::int64_t same_top = 0, count = 0, n_chunks = 0, n_ctx = 0;
-    std::vector<float> kld_values;     // per scored position, in order
-
-    double mean_kld() const { return count ? sum_kld / double(count) : 0.0; }
-    double mean_kld_error() const {
-        if (count < 2) return 0.0;
-        const double m = mean_kld(), var = sum_kld2 / double(count) - m * m;
-        return var > 0 ? std::sqrt(var / double(count - 1)) : 0.0;
-    }
-    double same_top_percent() const { return count ? 100.0 * double(same_top) / double(count) : 0.0; }
-};
-
-// Called after each chunk: its index (0-based), the number of chunks, the chunk's evaluation
-// time in seconds, and the running NLL statistics.
-using chunk_callback = std::function<void(std::int64_t chunk, std::int64_t n_chunks, double seconds, const nll_stats& so_far)>;
-
-namespace detail {
-
-// llama.cpp's log_softmax: float max, expf summed in double; returns the NLL of `tok`.
-inline double nll_of(std::span<const float> logits, std::int32_t tok) {
-    float max = logits[0];
-    for (float l : logits) max = std::max(max, l);
-    double sum = 0;
-    for (float l : logits) sum += std::exp(l - max);
-    return double(max) + std::log(sum) - double(logits[std::size_t(tok)]);
-}
-
-// log-softmax in double, stored as float.
-inline void log_softmax(std::span<const float> logits, std::span<float> out) {
-    float max = logits[0];
-    for (float l : logits) max = std::max(max, l);
-    double sum = 0;
-    for (float l : logits) sum += std::exp(double(l) - double(max));
-    const double lse = double(max) + std::log(sum);
-    for (std::size_t i = 0; i < logits.size(); ++i) out[i] = float(double(logits[i]) - lse);
-}
-
-}  // namespace detail
-
-// How many chunks perplexity() scores for n_tokens tokens; throws if there are fewer than
-// 2 * n_ctx (llama-perplexity's minimum).
-inline std::int64_t chunk_count(std::size_t n_tokens, const perplexity_options& opt) {
-    if (opt.n_ctx < 4) throw error("eval::perplexity: n_ctx must be at least 4, got " + std::to_string(opt.n_ctx));
-    if (std::int64_t(n_tokens) < 2 * opt.n_ctx)
-        throw error("eval::perplexity: the text tokenizes to only " + std::to_string(n_tokens) + " tokens; a context of " +
-                    std::to_string(opt.n_ctx) + " needs at least " + std::to_string(2 * opt.n_ctx) +
-                    " (use a longer text or a smaller n_ctx)", errc::invalid_argument);
-    const std::int64_t max = std::int64_t(n_tokens) / opt.n_ctx;
-    return opt.max_chunks < 0 ? max : std::min(opt.max_chunks, max);
-}
-
-namespace detail {
-
-// Evaluates every chunk and calls on_scored(chunk, i, logits row, next token) for each scored
-// position i = first .. n_ctx - 2 of the chunk, then on_chunk.
-template <class OnScored, class OnChunk>
-void run_chunks(session& s, std::span<const std::int32_t> tokens, const perplexity_options& opt, std::int64_t n_chunk,
-                OnScored&& on_scored, OnChunk&& on_chunk) {
-    const model& m = s.get_model();
-    const std::int64_t n_ctx = opt.n_ctx, n_vocab = m.config().n_vocab;
-    if (s.n_ctx() < n_ctx)
-        throw error("eval::perplexity: the session's context (" + std::to_string(s.n_ctx()) + ") is smaller than the chunk size " +
-                    std::to_string(n_ctx));
-    const auto& v = m.tokenizer().vocab();
-    if (v.add_bos && v.bos == text::no_token) throw error("eval::perplexity: the vocabulary asks for BOS but defines none");
-    const std::int64_t n_batch = opt.n_batch > 0 ? std::min(opt.n_batch, n_ctx) : n_ctx;
-    const std::int64_t first = n_ctx / 2;
-    std::vector<std::int32_t> chunk(std::size_t(n_ctx), 0);
-    for (std::int64_t c = 0; c < n_chunk; ++c) {
-        const auto t0 = std::chrono::steady_clock::now();
-        std::copy_n(tokens.begin() + c * n_ctx, n_ctx, chunk.begin());
-        if (v.add_bos) chunk[0] = v.bos;
-        s.reset();
-        for (std::int64_t b = 0; b < n_ctx; b += n_batch) {
-            const std::int64_t nb = std::min(n_batch, n_ctx - b);
-            const bool needed = b + nb - 1 >= first;  // any scored row in this batch
-            const auto batch = std::span<const std::int32_t>(chunk).subspan(std::size_t(b), std::size_t(nb));
-            if (!needed) { s.eval(batch); continue; }
-            const std::span<const float> logits = s.eval_all(batch);
-            for (std::int64_t k = 0; k < nb; ++k) {
-                const std::int64_t pos = b + k;
-                if (pos < first || pos >= n_ctx - 1) continue;
-                on_scored(c, pos, logits.subspan(std::size_t(k * n_vocab), std::size_t(n_vocab)), chunk[std::size_t(pos + 1)]);
-            }
-        }
-        on_chunk(c, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-}
-
-inline void put_u32(std::ostream& o, std::uint32_t v) {
-    unsigned char b[4] = {std::uint8_t(v), std::uint8_t(v >> 8), std::uint8_t(v >> 16), std::uint8_t(v >> 24)};
-    o.write(reinterpret_cast<const char*>(b), 4);
-}
-inline std::uint32_t get_u32(const unsigned char* b) {
-    return std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24;
-}
-inline constexpr char kld_magic[8] = {'Q', 'I', 'N', 'F', 'K', 'L', 'D', '1'};
-
-}  // namespace detail
-
-// The token stream llama-perplexity evaluates: the text with BOS (if the vocabulary adds one).
-inline std::vector<std::int32_t> tokenize_for_perplexity(const model& m, std::string_view text) {
-    if (m.tokenizer().vocab().add_eos)
-        throw error("eval::perplexity: the vocabulary adds EOS after every text; perplexity (as llama.cpp computes it) needs a vocabulary that does not");
-    return m.tokenizer().encode(text, true, false);
-}
-
-// Perplexity over `tokens` (see the top of this file). Resets the session before every chunk.
-inline perplexity_result perplexity(session& s, std::span<const std::int32_t> tokens, const perplexity_options& opt = {},
-                                    const chunk_callback& on_chunk = {}) {
-    perplexity_result r;
-    r.n_chunks = chunk_count(tokens.size(), opt);
-    r.n_ctx = opt.n_ctx;
-    r.n_tokens = std::int64_t(tokens.size());
-    detail::run_chunks(
-        s, tokens, opt, r.n_chunks,
-        [&](std::int64_t, std::int64_t, std::span<const float> logits, std::int32_t next) { r.nll.add(detail::nll_of(logits, next)); },
-        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
-    return r;
-}
-
-// Perplexity, also writing the base log-probabilities for `kl_divergence` to `path`.
-inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t> tokens, const std::filesystem::path& path,
-                                       const perplexity_options& opt = {}, const chunk_callback& on_chunk = {}) {
-    perplexity_result r;
-    r.n_chunks = chunk_count(tokens.size(), opt);
-    r.n_ctx = opt.n_ctx;
-    r.n_tokens = std::int64_t(tokens.size());
-    const std::int64_t n_vocab = s.get_model().config().n_vocab;
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) throw error(path.string() + ": cannot open for writing", errc::io);
-    out.write(detail::kld_magic, 8);
-    detail::put_u32(out, std::uint32_t(opt.n_ctx));
-    detail::put_u32(out, std::uint32_t(n_vocab));
-    detail::put_u32(out, std::uint32_t(r.n_chunks));
-    detail::put_u32(out, 0);
-    for (std::int64_t i = 0; i < r.n_chunks * opt.n_ctx; ++i) detail::put_u32(out, std::uint32_t(tokens[std::size_t(i)]));
-    std::vector<float> lp(static_cast<std::size_t>(n_vocab));
-    detail::run_chunks(
-        s, tokens, opt, r.n_chunks,
-        [&](std::int64_t, std::int64_t, std::span<const float> logits, std::int32_t next) {
-            r.nll.add(detail::nll_of(logits, next));
-            detail::log_softmax(logits, lp);
-            for (float& f : lp) {  // little-endian on disk
-                std::uint32_t u;
-                std::memcpy(&u, &f, 4);
-                detail::put_u32(out, u);
-            }
-        },
-        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
-    out.flush();
-    if (!out) throw error(path.string() + ": write failed", errc::io);
-    return r;
-}
-
-// A base log-probability file, read whole (see the top of this file for its layout).
-struct kld_base {
-    std::uint32_t n_ctx = 0, n_vocab = 0, n_chunk = 0;
-    std::vector<std::int32_t> tokens;
-    std::vector<float> log_probs;  // n_chunk * (n_ctx - n_ctx/2 - 1) rows of n_vocab
-
-    std::int64_t scored_per_chunk() const { return std::int64_t(n_ctx) - n_ctx / 2 - 1; }
-
-    static kld_base read(const std::filesystem::path& path) {
-        const std::string p = path.string();
-        std::ifstream in(path, std::ios::binary);
-        if (!in) throw error(p + ": cannot open the KL-divergence base file", errc::io);
-        std::vector<unsigned char> head(24);
-        if (!in.read(reinterpret_cast<char*>(head.data()), 24) || std::memcmp(head.data(), detail::kld_magic, 8) != 0)
-            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\", as eval::save_kld_base writes)", errc::format);
-        kld_base b;
-        b.n_ctx = detail::get_u32(&head[8]);
-        b.n_vocab = detail::get_u32(&head[12]);
-        b.n_chunk = detail::get_u32(&head[16]);
-        if (b.n_ctx < 4 || b.n_vocab == 0 || b.n_chunk == 0)
-            throw error(p + ": bad header (n_ctx " + std::to_string(b.n_ctx) + ", n_vocab " + std::to_string(b.n_vocab) +
-                        ", n_chunk " + std::to_string(b.n_chunk) + ")");
-        const std::uint64_t n_tok = std::uint64_t(b.n_chunk) * b.n_ctx;
-        const std::uint64_t n_lp = std::uint64_t(b.n_chunk) * std::uint64_t(b.scored_per_chunk()) * b.n_vocab;
-        const std::uint64_t expect = 24 + 4 * (n_tok + n_lp);
-        std::error_code ec;
-        const std::uint64_t size = std::filesystem::file_size(path, ec);
-        if (ec || size != expect)
-            throw error(p + ": the header (n_ctx " + std::to_string(b.n_ctx) + ", n_vocab " + std::to_string(b.n_vocab) +
-                        ", n_chunk " + std::to_string(b.n_chunk) + ") needs " + std::to_string(expect) + " bytes but the file has " +
-                        std::to_string(size));
-        std::vector<unsigned char> buf(std::size_t(4 * n_tok));
-        in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size()));
-        b.tokens.resize(std::size_t(n_tok));
-        for (std::size_t i = 0; i < b.tokens.size(); ++i) b.tokens[i] = std::int32_t(detail::get_u32(&buf[4 * i]));
-        b.log_probs.resize(std::size_t(n_lp));
-        in.read(reinterpret_cast<char*>(b.log_probs.data()), std::streamsize(4 * n_lp));
-        if (!in) throw error(p + ": read failed", errc::io);
-        if constexpr (std::endian::native == std::endian::big)
-            for (float& f : b.log_probs) {
-                std::uint32_t u;
-                std::memcpy(&u, &f, 4);
-                u = detail::get_u32(reinterpret_cast<const unsigned char*>(&u));
-                std::memcpy(&f, &u, 4);
-            }
-        for (std::int32_t t : b.tokens)
-            if (t < 0 || std::uint32_t(t) >= b.n_vocab)
-                throw error(p + ": token id " + std::to_string(t) + " is outside the file's vocabulary of " + std::to_string(b.n_vocab));
-        return b;
-    }
-};
-
-// Runs the session's model over the base file's tokens with the base's chunk size and
-// compares its next-token distributions with the base's: KL(base || model) per scored
-// position, top-token agreement, both NLLs. max_chunks < 0: all chunks of the file.
-inline kld_result kl_divergence(session& s, const kld_base& base, std::int64_t max_chunks = -1, std::int64_t n_batch = 0,
-                                const chunk_callback& on_chunk = {}) {
-    const std::int64_t n_vocab = s.get_model().config().n_vocab;
-    if (std::int64_t(base.n_vocab) != n_vocab)
-        throw error("eval::kl_divergence: vocabulary mismatch: the base logits have " + std::to_string(base.n_vocab) +
-                    " tokens, the model has " + std::to_string(n_vocab));
-    perplexity_options opt;
-    opt.n_ctx = base.n_ctx;
-    opt.n_batch = n_batch;
-    kld_result r;
-    r.n_ctx = base.n_ctx;
-    r.n_chunks = max_chunks < 0 ? std::int64_t(base.n_chunk) : std::min<std::int64_t>(max_chunks, base.n_chunk);
-    const std::int64_t per_chunk = base.scored_per_chunk(), first = base.n_ctx / 2;
-    r.kld_values.reserve(std::size_t(r.n_chunks * per_chunk));
-    std::vector<float> lp(static_cast<std::size_t>(n_vocab));
-    detail::run_chunks(
-        s, base.tokens, opt, r.n_chunks,
-        [&](std::int64_t c, std::int64_t pos, std::span<const float> logits, std::int32_t next) {
-            const float* q = base.log_probs.data() + std::size_t((c * per_chunk + pos - first) * n_vocab);
-            detail::log_softmax(logits, lp);
-            double kld = 0;
-            std::size_t top = 0, top_base = 0;
-            for (std::size_t i = 0; i < lp.size(); ++i) {
-                if (q[i] > -std::numeric_limits<float>::infinity()) kld += std::exp(double(q[i])) * (double(q[i]) - double(lp[i]));
-                if (lp[i] > lp[top]) top = i;
-                if (q[i] > q[top_base]) top_base = i;
-            }
-            kld = std::max(kld, 0.0);  // rounding can leave -1e-17 for identical distributions
-            r.sum_kld += kld;
-            r.sum_kld2 += kld * kld;
-            r.max_kld = std::max(r.max_kld, kld);
-            r.kld_values.push_back(float(kld));
-            r.same_top += top == top_base;
-            ++r.count;
-            r.nll.add(detail::nll_of(logits, next));
-            r.nll_base.add(-double(q[std::size_t(next)]));
-        },
-        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
-    return r;
-}
-
-}  // namespace eval
-QINFER_NAMESPACE_END
-// ---- end qinfer/eval/perplexity.hpp ----
-// ---- begin qinfer/generate.hpp ----
-// qinfer/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt, then
-// sample token by token until an end-of-generation token, a stop string, the token budget,
-// the callback, a full context or cancellation.
-//
-// The context afterwards: every token generate() returns has been evaluated, so when it
-// returns the session holds what it held before, the prompt tokens and exactly the returned
-// tokens (n_past grows by prompt_tokens.size() + tokens.size()), whatever the stop reason, and
-// a next generate() continues from there — less the tokens_discarded of context shifts. Tokens that are sampled but not returned (the
-// end-of-generation token, the token that found the context full) are not evaluated.
-
-#include <chrono>
-#include <functional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
 // ---- begin qinfer/sampling/sampler.hpp ----
 // qinfer/sampling/sampler.hpp — from logits to the next token: a configurable chain of
 // steps (penalties, top-k, top-p, min-p, temperature) ending in a greedy or random pick.
@@ -12164,274 +11870,7 @@ inline generate_result generate(session& s, std::string_view prompt, const gener
 }
 
 QINFER_NAMESPACE_END
-// ---- end qinfer/generate.hpp ----
-// ---- begin qinfer/gguf/writer.hpp ----
-// qinfer/gguf/writer.hpp — builds GGUF v3 files, in memory or on disk.
-//
-// The writer checks what it is given against the same rules the reader enforces, so every
-// file it produces reads back. The layout is llama.cpp's: metadata in insertion order, tensor
-// infos, the header padded to the alignment, then each tensor's data padded to the alignment.
-
-#include <algorithm>
-#include <array>
-#include <cstddef>
-#include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <span>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <unordered_set>
-#include <utility>
-#include <vector>
-
-
-QINFER_NAMESPACE_BEGIN
-namespace gguf {
-
-class writer {
-public:
-    // --- metadata: setting an existing key replaces its value in place --------------------
-
-    template <detail::metadata_scalar T> void set(std::string key, T v) {
-        std::vector<std::byte> enc;
-        append_scalar(enc, v);
-        put(std::move(key), detail::stored_type_of<T>(), std::move(enc));
-    }
-    void set(std::string key, std::string_view v) {
-        check_string(key, v);
-        std::vector<std::byte> enc;
-        detail::append_string(enc, v);
-        put(std::move(key), value_type::string, std::move(enc));
-    }
-    void set(std::string key, const char* v) { set(std::move(key), std::string_view(v)); }
-
-    // Arrays of scalars (std::vector<bool> included).
-    template <detail::metadata_scalar T> void set(std::string key, const std::vector<T>& values) {
-        set_array_of<T>(std::move(key), values);
-    }
-    template <detail::metadata_scalar T> void set(std::string key, std::span<const T> values) {
-        set_array_of<T>(std::move(key), values);
-    }
-    // Arrays of strings.
-    void set(std::string key, std::span<const std::string> values) {
-        set_array_of<std::string_view>(std::move(key), values);
-    }
-    void set(std::string key, std::span<const std::string_view> values) {
-        set_array_of<std::string_view>(std::move(key), values);
-    }
-    void set(std::string key, const std::vector<std::string>& values) {
-        set(std::move(key), std::span<const std::string>(values));
-    }
-    void set(std::string key, const std::vector<std::string_view>& values) {
-        set(std::move(key), std::span<const std::string_view>(values));
-    }
-
-    // A value read from another file, of any type (nested arrays included), copied as stored.
-    void set(std::string key, const value& v) {
-        const auto enc = v.encoded();
-        put(std::move(key), v.type(), std::vector<std::byte>(enc.begin(), enc.end()));
-    }
-
-    // Removes a key; false if it was absent.
-    bool erase(std::string_view key) {
-        const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const entry& e) { return e.key == key; });
-        if (it == entries_.end()) return false;
-        entries_.erase(it);
-        return true;
-    }
-
-    std::size_t metadata_count() const noexcept { return entries_.size(); }
-    bool contains(std::string_view key) const { return find(key) != nullptr; }
-
-    // Stored as the u32 key "general.alignment", which is where readers look for it.
-    void set_alignment(std::size_t alignment) {
-        if (!detail::is_power_of_two(alignment) || alignment > max_alignment)
-            fail(detail::cat("alignment must be a power of two between 1 and ", max_alignment, ", got ", alignment));
-        set(std::string(alignment_key), static_cast<std::uint32_t>(alignment));
-    }
-    std::size_t alignment() const {
-        const entry* e = find(alignment_key);
-        return e ? detail::load_le<std::uint32_t>(e->encoded.data()) : default_alignment;
-    }
-
-    // --- tensors: stored in the order added; `data` is copied ----------------------------
-
-    void add_tensor(std::string name, type_id type, std::span<const std::int64_t> ne, std::span<const std::byte> data) {
-        const std::string who = "tensor " + detail::quoted(name);
-        if (name.empty()) fail("tensor names must not be empty");
-        if (name.size() > max_tensor_name_bytes)
-            fail(detail::cat(who, ": name is ", name.size(), " bytes, at most ", max_tensor_name_bytes, " allowed"));
-        if (tensor_names_.count(name)) fail(detail::cat(who, " was already added"));
-        if (ne.empty() || ne.size() > static_cast<std::size_t>(max_dims))
-            fail(detail::cat(who, ": expected 1 to ", max_dims, " dimensions, got ", ne.size()));
-        const type_info& ti = info(type);
-        std::int64_t n = 1;
-        for (std::size_t d = 0; d < ne.size(); ++d) {
-            if (ne[d] < 1) fail(detail::cat(who, ": dimension ", d, " is ", ne[d], ", expected at least 1"));
-            if (!detail::mul_ok(n, ne[d], n)) fail(detail::cat(who, ": element count overflows int64"));
-        }
-        if (ne[0] % ti.block_size != 0)
-            fail(detail::cat(who, ": row length ", ne[0], " is not a multiple of ", ti.name, "'s block size ",
-                             ti.block_size));
-        std::uint64_t n_bytes = 0;
-        if (!detail::mul_ok(static_cast<std::uint64_t>(n / ti.block_size), static_cast<std::uint64_t>(ti.block_bytes),
-                            n_bytes))
-            fail(detail::cat(who, ": byte size overflows"));
-        if (data.size() != n_bytes)
-            fail(detail::cat(who, ": expected ", n_bytes, " bytes of ", ti.name, " data for its shape, got ",
-                             data.size()));
-        tensor_names_.insert(name);
-        tensors_.push_back({std::move(name), type, std::vector<std::int64_t>(ne.begin(), ne.end()),
-                            std::vector<std::byte>(data.begin(), data.end())});
-    }
-
-    std::size_t tensor_count() const noexcept { return tensors_.size(); }
-
-    // --- output --------------------------------------------------------------------------
-
-    std::vector<std::byte> bytes() const {
-        std::vector<std::byte> out;
-        emit([&](std::span<const std::byte> s) { out.insert(out.end(), s.begin(), s.end()); });
-        return out;
-    }
-
-    void write(const std::filesystem::path& path) const {
-        std::ofstream f(path, std::ios::binary | std::ios::trunc);
-        if (!f) throw error("cannot open '" + path.string() + "' for writing", errc::io);
-        emit([&](std::span<const std::byte> s) {
-            f.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
-        });
-        f.close();
-        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)", errc::io);
-    }
-
-private:
-    struct entry {
-        std::string key;
-        value_type type;
-        std::vector<std::byte> encoded;  // everything after the type tag
-    };
-    struct pending_tensor {
-        std::string name;
-        type_id type;
-        std::vector<std::int64_t> ne;
-        std::vector<std::byte> data;
-    };
-
-    [[noreturn]] static void fail(std::string_view message) { throw error(detail::cat("gguf writer: ", message)); }
-
-    const entry* find(std::string_view key) const {
-        for (const entry& e : entries_)
-            if (e.key == key) return &e;
-        return nullptr;
-    }
-
-    template <detail::metadata_scalar T> static void append_scalar(std::vector<std::byte>& out, T v) {
-        if constexpr (std::is_same_v<T, bool>) out.push_back(std::byte{v ? std::uint8_t{1} : std::uint8_t{0}});
-        else detail::append_le<T>(out, v);
-    }
-
-    static void check_string(std::string_view key, std::string_view v) {
-        if (v.size() > max_string_bytes)
-            fail(detail::cat("key ", detail::quoted(key), ": string of ", v.size(), " bytes exceeds ",
-                             max_string_bytes));
-    }
-
-    template <class T, class Range> void set_array_of(std::string key, const Range& values) {
-        const std::uint64_t n = std::size(values);
-        if (n > max_array_elements)
-            fail(detail::cat("key ", detail::quoted(key), ": array of ", n, " elements exceeds ", max_array_elements));
-        std::vector<std::byte> enc;
-        detail::append_le<std::uint32_t>(enc, static_cast<std::uint32_t>(detail::stored_type_of<T>()));
-        detail::append_le<std::uint64_t>(enc, n);
-        for (const auto& v : values) {
-            if constexpr (std::is_same_v<T, std::string_view>) {
-                check_string(key, v);
-                detail::append_string(enc, v);
-            } else {
-                append_scalar<T>(enc, static_cast<T>(v));
-            }
-        }
-        put(std::move(key), value_type::array, std::move(enc));
-    }
-
-    void put(std::string key, value_type type, std::vector<std::byte> encoded) {
-        if (key.empty()) fail("keys must not be empty");
-        if (key.size() > max_key_bytes)
-            fail(detail::cat("key ", detail::quoted(key), " is ", key.size(), " bytes, at most ", max_key_bytes,
-                             " allowed"));
-        if (key == alignment_key) {  // readers reject any other type or value here
-            if (type != value_type::u32) fail(detail::cat("key ", detail::quoted(key), " must have type u32"));
-            const auto a = detail::load_le<std::uint32_t>(encoded.data());
-            if (!detail::is_power_of_two(a) || a > max_alignment)
-                fail(detail::cat("alignment must be a power of two between 1 and ", max_alignment, ", got ", a));
-        }
-        for (entry& e : entries_) {
-            if (e.key == key) {
-                e.type = type;
-                e.encoded = std::move(encoded);
-                return;
-            }
-        }
-        entries_.push_back({std::move(key), type, std::move(encoded)});
-    }
-
-    static std::uint64_t data_bytes(const pending_tensor& t) {
-        std::int64_t n = 1;
-        for (std::int64_t d : t.ne) n *= d;  // checked in add_tensor
-        const type_info& ti = info(t.type);
-        return static_cast<std::uint64_t>(n / ti.block_size * ti.block_bytes);
-    }
-
-    template <class Sink> void emit(Sink&& sink) const {
-        const std::uint64_t align = alignment();
-        static constexpr std::array<std::byte, 64> zeros{};
-        auto pad = [&](std::uint64_t written) {
-            for (std::uint64_t left = detail::padding_for(written, align); left > 0;) {
-                const std::uint64_t n = std::min<std::uint64_t>(left, zeros.size());
-                sink(std::span<const std::byte>(zeros.data(), static_cast<std::size_t>(n)));
-                left -= n;
-            }
-        };
-
-        std::vector<std::byte> head;
-        detail::append_bytes(head, magic);
-        detail::append_le<std::uint32_t>(head, written_version);
-        detail::append_le<std::uint64_t>(head, tensors_.size());
-        detail::append_le<std::uint64_t>(head, entries_.size());
-        for (const entry& e : entries_) {
-            detail::append_string(head, e.key);
-            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(e.type));
-            head.insert(head.end(), e.encoded.begin(), e.encoded.end());
-        }
-        std::uint64_t offset = 0;
-        for (const pending_tensor& t : tensors_) {
-            detail::append_string(head, t.name);
-            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(t.ne.size()));
-            for (std::int64_t d : t.ne) detail::append_le<std::int64_t>(head, d);
-            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(t.type));
-            detail::append_le<std::uint64_t>(head, offset);
-            const std::uint64_t n = data_bytes(t);
-            offset += n + detail::padding_for(n, align);
-        }
-        sink(std::span<const std::byte>(head));
-        pad(head.size());
-        for (const pending_tensor& t : tensors_) {
-            sink(std::span<const std::byte>(t.data));
-            pad(t.data.size());
-        }
-    }
-
-    std::vector<entry> entries_;
-    std::vector<pending_tensor> tensors_;
-    std::unordered_set<std::string> tensor_names_;
-};
-
-}  // namespace gguf
-QINFER_NAMESPACE_END
-// ---- end qinfer/gguf/writer.hpp ----
+// ---- end qinfer/app/generate.hpp ----
 // ---- begin qinfer/model/prefix_cache.hpp ----
 // qinfer/model/prefix_cache.hpp — evaluated prefixes (a system prompt, a shared document)
 // kept as snapshots, so that sessions of the same model starting with them copy their keys
@@ -12464,15 +11903,20 @@ public:
         if (n < 0) n = s.n_past();
         if (n == 0) return;
         const std::span<const std::int32_t> want = s.tokens().first(std::size_t(n));
+        const std::uint64_t fp = s.get_model().fingerprint();
+        const auto held = [&] {  // under the lock: an entry already covers these tokens
+            for (const auto& e : entries_)
+                if (e->model_fingerprint == fp && e->tokens.size() >= want.size() && std::equal(want.begin(), want.end(), e->tokens.begin()))
+                    return true;
+            return false;
+        };
         {
             std::lock_guard lock(mutex_);
-            for (const auto& e : entries_)
-                if (e->model_fingerprint == s.get_model().fingerprint() && e->tokens.size() >= want.size() &&
-                    std::equal(want.begin(), want.end(), e->tokens.begin()))
-                    return;
+            if (held()) return;
         }
         auto snap = std::make_shared<const session_snapshot>(s.snapshot(n));  // outside the lock: it copies
         std::lock_guard lock(mutex_);
+        if (held()) return;  // another thread added it meanwhile
         bytes_ += size_of(*snap);
         entries_.push_front(std::move(snap));
         while (bytes_ > max_bytes_ && entries_.size() > 1) {
@@ -12521,253 +11965,6 @@ private:
 
 QINFER_NAMESPACE_END
 // ---- end qinfer/model/prefix_cache.hpp ----
-// ---- begin qinfer/state.hpp ----
-// qinfer/state.hpp — a session's state in a file: resume a conversation after a restart.
-//
-//   qinfer::save_state(session, "chat.qstate", &sampler);   // sampler optional
-//   qinfer::load_state(other_session, "chat.qstate", &sampler);
-//
-// The file holds the session's snapshot (tokens, cached keys and values, next-token logits)
-// and, optionally, a sampler chain's state. It is checked as the GGUF reader checks models:
-// every count against the file's size before anything is allocated, the model by its
-// fingerprint, a checksum over the whole file, and nothing changes unless all of it is good.
-//
-// Layout (little-endian), version 1:
-//   "QINFSTAT"  u32 version  u32 flags (1: logits, 2: sampler)  u64 model fingerprint
-//   u32 cache type (0 f16, 1 f32)  u32 long RoPE (0 / 1)
-//   i64 n_layer  i64 kv_width  i64 n_vocab  i64 n_tokens
-//   i32 tokens[n_tokens]  [f32 logits[n_vocab]]  [u64 sampler_bytes, its text]
-//   keys then values: n_layer * n_tokens * kv_width elements each
-//   u64 FNV-1a hash of every byte before it
-
-#include <bit>
-#include <cstdint>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <string>
-#include <vector>
-
-
-QINFER_NAMESPACE_BEGIN
-
-namespace detail {
-
-static_assert(std::endian::native == std::endian::little, "state files are written little-endian");
-inline constexpr char state_magic[8] = {'Q', 'I', 'N', 'F', 'S', 'T', 'A', 'T'};
-inline constexpr std::uint32_t state_version = 1;
-
-struct fnv1a {
-    std::uint64_t h = 0xcbf29ce484222325ull;
-    void add(const void* p, std::size_t n) noexcept {
-        const auto* b = static_cast<const unsigned char*>(p);
-        for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
-    }
-};
-
-class state_writer {
-public:
-    explicit state_writer(const std::filesystem::path& p) : path_(p), out_(p, std::ios::binary | std::ios::trunc) {
-        if (!out_) throw error(p.string() + ": cannot open the state file for writing", errc::io);
-    }
-    void bytes(const void* p, std::size_t n) {
-        hash_.add(p, n);
-        out_.write(static_cast<const char*>(p), std::streamsize(n));
-    }
-    template <class T> void value(T v) { bytes(&v, sizeof v); }
-    void finish() {
-        const std::uint64_t h = hash_.h;
-        out_.write(reinterpret_cast<const char*>(&h), sizeof h);
-        out_.flush();
-        if (!out_) throw error(path_.string() + ": writing the state file failed", errc::io);
-    }
-
-private:
-    std::filesystem::path path_;
-    std::ofstream out_;
-    fnv1a hash_;
-};
-
-class state_reader {
-public:
-    explicit state_reader(const std::filesystem::path& p) : path_(p.string()), in_(p, std::ios::binary) {
-        if (!in_) throw error(path_ + ": cannot open the state file", errc::io);
-        std::error_code ec;
-        size_ = std::filesystem::file_size(p, ec);
-        if (ec) throw error(path_ + ": cannot read the state file's size", errc::io);
-    }
-    std::uint64_t left() const noexcept { return size_ - read_; }
-    [[noreturn]] void fail(const std::string& why) const {
-        throw error(path_ + ": not a valid qinfer state file: " + why, errc::format);
-    }
-    void bytes(void* p, std::size_t n, const char* what) {
-        if (n > left()) fail(std::string("the file ends inside ") + what);
-        in_.read(static_cast<char*>(p), std::streamsize(n));
-        if (!in_) throw error(path_ + ": reading the state file failed", errc::io);
-        read_ += n;
-        hash_.add(p, n);
-    }
-    template <class T> T value(const char* what) {
-        T v;
-        bytes(&v, sizeof v, what);
-        return v;
-    }
-    // Checks that `count` elements of `size` bytes fit in what is left before allocating them.
-    void need(std::uint64_t count, std::uint64_t size, const char* what) const {
-        if (size != 0 && count > left() / size) fail(std::string(what) + " would run past the end of the file");
-    }
-    void finish() {
-        const std::uint64_t expect = hash_.h;
-        std::uint64_t h = 0;
-        if (left() != sizeof h) fail(left() < sizeof h ? "the checksum is missing" : "bytes follow the data");
-        in_.read(reinterpret_cast<char*>(&h), sizeof h);
-        if (!in_) throw error(path_ + ": reading the state file failed", errc::io);
-        if (h != expect) fail("the checksum does not match (the file is damaged)");
-    }
-    const std::string& path() const noexcept { return path_; }
-
-private:
-    std::string path_;
-    std::ifstream in_;
-    std::uint64_t size_ = 0, read_ = 0;
-    fnv1a hash_;
-};
-
-}  // namespace detail
-
-// Writes the session's state (and the sampler's, when given) to `path`.
-inline void save_state(const session& s, const std::filesystem::path& path, const sampler_chain* sampler = nullptr) {
-    const session_snapshot snap = s.snapshot();
-    const std::string sampler_text = sampler ? sampler->save_state() : std::string();
-    detail::state_writer w(path);
-    w.bytes(detail::state_magic, sizeof detail::state_magic);
-    w.value(detail::state_version);
-    w.value(std::uint32_t((snap.logits.empty() ? 0 : 1) | (sampler ? 2 : 0)));
-    w.value(snap.model_fingerprint);
-    w.value(std::uint32_t(snap.cache_type == kv_type::f16 ? 0 : 1));
-    w.value(std::uint32_t(snap.long_rope ? 1 : 0));
-    w.value(std::int64_t(snap.n_layer));
-    w.value(std::int64_t(snap.kv_width));
-    w.value(std::int64_t(s.get_model().config().n_vocab));
-    w.value(std::int64_t(snap.tokens.size()));
-    w.bytes(snap.tokens.data(), snap.tokens.size() * sizeof(std::int32_t));
-    if (!snap.logits.empty()) w.bytes(snap.logits.data(), snap.logits.size() * sizeof(float));
-    if (sampler) {
-        w.value(std::uint64_t(sampler_text.size()));
-        w.bytes(sampler_text.data(), sampler_text.size());
-    }
-    w.bytes(snap.keys.data(), snap.keys.size());
-    w.bytes(snap.values.data(), snap.values.size());
-    w.finish();
-}
-
-// Replaces the session's context with the one saved in `path` (and the sampler's state, when
-// given and the file has one). Throws qinfer::error naming the file: errc::io when it cannot
-// be read, errc::format when it is not a valid state file, errc::invalid_argument when it
-// belongs to another model or does not fit the session. Nothing changes unless it succeeds.
-inline void load_state(session& s, const std::filesystem::path& path, sampler_chain* sampler = nullptr) {
-    const model_config& c = s.get_model().config();
-    detail::state_reader r(path);
-    char magic[sizeof detail::state_magic];
-    r.bytes(magic, sizeof magic, "the header");
-    if (std::memcmp(magic, detail::state_magic, sizeof magic) != 0) r.fail("it does not start with QINFSTAT");
-    const auto version = r.value<std::uint32_t>("the header");
-    if (version != detail::state_version)
-        r.fail("version " + std::to_string(version) + " (this qinfer reads version " + std::to_string(detail::state_version) + ")");
-    const auto flags = r.value<std::uint32_t>("the header");
-    if (flags > 3) r.fail("unknown flags " + std::to_string(flags));
-    session_snapshot snap;
-    snap.model_fingerprint = r.value<std::uint64_t>("the header");
-    if (snap.model_fingerprint != s.get_model().fingerprint())
-        throw error(r.path() + ": the state was saved with another model (fingerprints differ)", errc::invalid_argument);
-    const auto type = r.value<std::uint32_t>("the header");
-    if (type > 1) r.fail("unknown cache type " + std::to_string(type));
-    snap.cache_type = type == 0 ? kv_type::f16 : kv_type::f32;
-    const auto long_rope = r.value<std::uint32_t>("the header");
-    if (long_rope > 1) r.fail("bad long-RoPE flag");
-    snap.long_rope = long_rope == 1;
-    snap.n_layer = r.value<std::int64_t>("the header");
-    snap.kv_width = r.value<std::int64_t>("the header");
-    const auto n_vocab = r.value<std::int64_t>("the header");
-    const auto n_tokens = r.value<std::int64_t>("the header");
-    if (snap.n_layer != c.n_layer || snap.kv_width != c.n_head_kv * c.head_dim || n_vocab != c.n_vocab)
-        r.fail("its shape (" + std::to_string(snap.n_layer) + " layers, width " + std::to_string(snap.kv_width) + ", " +
-               std::to_string(n_vocab) + " tokens vocabulary) is not the model's");
-    if (n_tokens < 0 || n_tokens > s.n_ctx())
-        throw error(r.path() + ": the state holds " + std::to_string(n_tokens) + " tokens; the session's n_ctx is " +
-                        std::to_string(s.n_ctx()),
-                    errc::invalid_argument);
-    r.need(std::uint64_t(n_tokens), sizeof(std::int32_t), "the tokens");
-    snap.tokens.resize(std::size_t(n_tokens));
-    r.bytes(snap.tokens.data(), snap.tokens.size() * sizeof(std::int32_t), "the tokens");
-    if (flags & 1) {
-        r.need(std::uint64_t(n_vocab), sizeof(float), "the logits");
-        snap.logits.resize(std::size_t(n_vocab));
-        r.bytes(snap.logits.data(), snap.logits.size() * sizeof(float), "the logits");
-    }
-    std::string sampler_text;
-    if (flags & 2) {
-        const auto n = r.value<std::uint64_t>("the sampler state's length");
-        r.need(n, 1, "the sampler state");
-        sampler_text.resize(std::size_t(n));
-        r.bytes(sampler_text.data(), sampler_text.size(), "the sampler state");
-    }
-    const std::uint64_t elem = snap.cache_type == kv_type::f16 ? 2 : 4;
-    const std::uint64_t kv_bytes = std::uint64_t(snap.n_layer) * std::uint64_t(n_tokens) * std::uint64_t(snap.kv_width) * elem;
-    r.need(2, kv_bytes, "the keys and values");
-    snap.keys.resize(std::size_t(kv_bytes));
-    snap.values.resize(std::size_t(kv_bytes));
-    r.bytes(snap.keys.data(), snap.keys.size(), "the keys");
-    r.bytes(snap.values.data(), snap.values.size(), "the values");
-    r.finish();
-    // All read and checked: apply. Each of the two either succeeds or changes nothing, so the
-    // sampler's old state is put back if the session's restore fails after it.
-    if (sampler && (flags & 2)) {
-        const std::string before = sampler->save_state();
-        try {
-            sampler->load_state(sampler_text);
-        } catch (const error& e) {
-            throw error(r.path() + ": " + e.what(), e.code());
-        }
-        try {
-            s.restore(snap);
-        } catch (...) {
-            sampler->load_state(before);
-            throw;
-        }
-        return;
-    }
-    s.restore(snap);
-}
-
-QINFER_NAMESPACE_END
-// ---- end qinfer/state.hpp ----
-// ---- begin qinfer/text/chat_session.hpp ----
-// qinfer/text/chat_session.hpp — a multi-turn chat over one session, formatted with the
-// model's chat template, evaluating only what is new each turn.
-//
-// Each turn the whole conversation is formatted again (the template decides everything, as
-// llama.cpp's chat does) and tokenized; the tokens the session already holds are compared
-// with that stream and only the part after the common prefix is evaluated. When the stream
-// differs from what was evaluated (a template that rewrites earlier turns, or a reply whose
-// text tokenizes differently from the tokens that were sampled), the session is truncated to
-// the common prefix first, so the context always equals the tokenized conversation.
-//
-//   qinfer::chat_session chat(session, qinfer::chat_session::template_of(model));
-//   chat.set_system("You are terse.");
-//   chat.reply("hello", {}, [](std::string_view t) { std::cout << t; return true; });
-//
-// reply() takes generate()'s options (stop strings included) and runs the same decode loop,
-// so the same holds: every returned token has been evaluated, and after a reply the context
-// holds the conversation up to the assistant header plus exactly the reply's tokens.
-
-#include <chrono>
-#include <functional>
-#include <span>
-#include <string>
-#include <string_view>
-#include <vector>
-
 // ---- begin qinfer/text/chat_template.hpp ----
 // qinfer/text/chat_template.hpp — chat prompts in the format a model was trained on.
 //
@@ -13375,10 +12572,21 @@ inline std::size_t common_prefix(std::span<const std::int32_t> a, std::span<cons
 
 class chat_session {
 public:
-    chat_session(session& s, text::chat_template tmpl) : s_(s), tmpl_(tmpl) {
-        if (!tmpl_.known()) throw error("chat_session: unknown chat template", errc::unsupported);
-        s_.reset();
+    // Three ways to hold the session: borrow one the caller keeps alive, share one, or own
+    // a new one of a model (formatted with the model's own template). The chat resets it.
+    chat_session(session& s, text::chat_template tmpl) : s_(&s), tmpl_(tmpl) { start(); }
+    chat_session(std::shared_ptr<session> s, text::chat_template tmpl) : shared_(std::move(s)), s_(shared_.get()), tmpl_(tmpl) {
+        if (!s_) throw error("chat_session: the shared session is null", errc::invalid_argument);
+        start();
     }
+    explicit chat_session(std::shared_ptr<const model> m, session_options opt = {})
+        : shared_(std::make_shared<session>(std::move(m), opt)), s_(shared_.get()), tmpl_(template_of(s_->get_model())) {
+        start();
+    }
+
+    // The session the chat runs on (evaluate nothing on it directly: the chat tracks its tokens).
+    session& get_session() noexcept { return *s_; }
+    const session& get_session() const noexcept { return *s_; }
 
     // The model's template (key tokenizer.chat_template); throws naming the file and the key
     // when there is none or it is not one of the known families.
@@ -13406,7 +12614,41 @@ public:
         messages_.clear();
         if (!system_.empty()) messages_.push_back({"system", system_});
         evaluated_.clear();
-        s_.reset();
+        s_->reset();
+    }
+
+    // Takes back the last turn: the last assistant message and the user message it answered
+    // (or a user message prompt() added that has no reply yet). The context is cut to what
+    // the remaining conversation shares with it, so the next turn evaluates only what
+    // follows. Returns false, changing nothing, when there is no turn to take back.
+    bool undo() {
+        std::size_t n = messages_.size();
+        if (n > 0 && messages_[n - 1].role == "assistant") --n;
+        if (n == 0 || messages_[n - 1].role != "user") return false;
+        messages_.resize(n - 1);
+        cut_to_conversation();
+        return true;
+    }
+
+    // Replaces the conversation with `history` (roles "system", "user" and "assistant"; a
+    // system message only first, where it becomes the chat's system message). Nothing is
+    // evaluated now: the next prompt() evaluates the history with its new user message,
+    // reusing what the context already shares with it. Throws errc::invalid_argument,
+    // changing nothing, for another role or a misplaced system message.
+    void load_history(std::vector<text::chat_message> history) {
+        for (std::size_t i = 0; i < history.size(); ++i) {
+            const std::string& r = history[i].role;
+            if (r != "user" && r != "assistant" && r != "system")
+                throw error("chat_session: history message " + std::to_string(i) + " has role '" + r +
+                                "' (system, user or assistant expected)",
+                            errc::invalid_argument);
+            if (r == "system" && i != 0)
+                throw error("chat_session: history message " + std::to_string(i) + " is a system message; only the first may be",
+                            errc::invalid_argument);
+        }
+        system_ = !history.empty() && history[0].role == "system" ? history[0].content : std::string();
+        messages_ = std::move(history);
+        cut_to_conversation();
     }
 
     // Shares evaluated system prompts with other chats of the same model: a conversation whose
@@ -13425,7 +12667,7 @@ public:
     }
     // Tokens of a formatted conversation: BOS as the vocabulary asks, control tokens parsed.
     std::vector<std::int32_t> tokenize(std::string_view formatted_text) const {
-        return s_.get_model().tokenizer().encode(formatted_text, true, true);
+        return s_->get_model().tokenizer().encode(formatted_text, true, true);
     }
 
     // Adds a user message and evaluates the new part of the formatted conversation (up to the
@@ -13445,36 +12687,36 @@ public:
             messages_.pop_back();
             throw error("chat_session: the formatted conversation is empty", errc::invalid_argument);
         }
-        if (std::int64_t(want.size()) > s_.n_ctx()) {
+        if (std::int64_t(want.size()) > s_->n_ctx()) {
             messages_.pop_back();
             throw error("chat_session: the conversation (" + std::to_string(want.size()) + " tokens) no longer fits the context of " +
-                            std::to_string(s_.n_ctx()) + " tokens (reset the chat, or use a session with a larger n_ctx)",
+                            std::to_string(s_->n_ctx()) + " tokens (reset the chat, or use a session with a larger n_ctx)",
                         errc::context_full);
         }
         std::size_t keep = common_prefix(evaluated_, want);
         if (keep == want.size()) --keep;  // re-evaluate the last token to get its logits
         if (cache_) {
-            auto [snap, n] = cache_->longest_match(s_.get_model(), want);
+            auto [snap, n] = cache_->longest_match(s_->get_model(), want);
             n = std::min(n, want.size() - 1);
             if (n > keep) try {
-                s_.restore(*snap, std::int64_t(n));  // checked first: on failure nothing changed
+                s_->restore(*snap, std::int64_t(n));  // checked first: on failure nothing changed
                 evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(n));
                 keep = n;
             } catch (const error&) {
                 // a snapshot this session cannot take (another n_ctx regime): evaluate instead
             }
         }
-        s_.truncate(std::int64_t(keep));
+        s_->truncate(std::int64_t(keep));
         evaluated_.resize(keep);
         const std::span<const std::int32_t> fresh(want.data() + keep, want.size() - keep);
         last_new_ = fresh.size();
         try {
-            const std::span<const float> logits = s_.eval(fresh);
+            const std::span<const float> logits = s_->eval(fresh);
             evaluated_.insert(evaluated_.end(), fresh.begin(), fresh.end());
             if (cache_ && !system_.empty()) cache_system_prompt(want);
             return logits;
         } catch (...) {
-            evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(s_.n_past()));
+            evaluated_.assign(want.begin(), want.begin() + std::ptrdiff_t(s_->n_past()));
             messages_.pop_back();
             throw;
         }
@@ -13495,29 +12737,42 @@ public:
         for (std::int32_t t : evaluated_) sampler.accept(t);
         t0 = clock::now();
         try {
-            detail::decode(s_, sampler, logits, opt, on_text, r);
+            detail::decode(*s_, sampler, logits, opt, on_text, r);
         } catch (...) {  // the turn failed: drop it, keep evaluated() equal to the context
-            evaluated_.assign(s_.tokens().begin(), s_.tokens().end());
+            evaluated_.assign(s_->tokens().begin(), s_->tokens().end());
             messages_.pop_back();
             throw;
         }
         r.generate_seconds = std::chrono::duration<double>(clock::now() - t0).count();
         // The context, which a context shift (opt.context_shift_keep) may have cut.
-        evaluated_.assign(s_.tokens().begin(), s_.tokens().end());
+        evaluated_.assign(s_->tokens().begin(), s_->tokens().end());
         messages_.push_back({"assistant", r.text});
         return r;
     }
 
 private:
+    void start() {
+        if (!tmpl_.known()) throw error("chat_session: unknown chat template", errc::unsupported);
+        s_->reset();
+    }
+
+    // Truncates the context to its common prefix with the conversation as it now stands.
+    void cut_to_conversation() {
+        const std::size_t keep = messages_.empty() ? 0 : common_prefix(evaluated_, tokenize(formatted(false)));
+        s_->truncate(std::int64_t(keep));
+        evaluated_.resize(keep);
+    }
+
     // Adds the tokens the system message accounts for (where the formatted system message
     // alone and the conversation agree) to the prefix cache.
     void cache_system_prompt(const std::vector<std::int32_t>& conversation) {
         const std::vector<std::int32_t> sys = tokenize(text::apply_chat_template(tmpl_, std::vector<text::chat_message>{{"system", system_}}, false));
         const std::size_t n = common_prefix(sys, conversation);
-        if (n > 0 && n <= evaluated_.size()) cache_->add(s_, std::int64_t(n));
+        if (n > 0 && n <= evaluated_.size()) cache_->add(*s_, std::int64_t(n));
     }
 
-    session& s_;
+    std::shared_ptr<session> shared_;  // null when the session is borrowed
+    session* s_;
     text::chat_template tmpl_;
     std::string system_;
     std::vector<text::chat_message> messages_;
@@ -13527,7 +12782,826 @@ private:
 };
 
 QINFER_NAMESPACE_END
-// ---- end qinfer/text/chat_session.hpp ----
+// ---- end qinfer/app/chat_session.hpp ----
+// ---- begin qinfer/app/state.hpp ----
+// qinfer/app/state.hpp — a session's state in a file: resume a conversation after a restart.
+//
+//   qinfer::save_state(session, "chat.qstate", &sampler);   // sampler optional
+//   qinfer::load_state(other_session, "chat.qstate", &sampler);
+//
+// The file holds the session's snapshot (tokens, cached keys and values, next-token logits)
+// and, optionally, a sampler chain's state. It is checked as the GGUF reader checks models:
+// every count against the file's size before anything is allocated, the model by its
+// fingerprint, a checksum over the whole file, and nothing changes unless all of it is good.
+//
+// Layout (little-endian), version 1:
+//   "QINFSTAT"  u32 version  u32 flags (1: logits, 2: sampler)  u64 model fingerprint
+//   u32 cache type (0 f16, 1 f32)  u32 long RoPE (0 / 1)
+//   i64 n_layer  i64 kv_width  i64 n_vocab  i64 n_tokens
+//   i32 tokens[n_tokens]  [f32 logits[n_vocab]]  [u64 sampler_bytes, its text]
+//   keys then values: n_layer * n_tokens * kv_width elements each
+//   u64 FNV-1a hash of every byte before it
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+
+QINFER_NAMESPACE_BEGIN
+
+namespace detail {
+
+static_assert(std::endian::native == std::endian::little, "state files are written little-endian");
+inline constexpr char state_magic[8] = {'Q', 'I', 'N', 'F', 'S', 'T', 'A', 'T'};
+inline constexpr std::uint32_t state_version = 1;
+
+struct fnv1a {
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    void add(const void* p, std::size_t n) noexcept {
+        const auto* b = static_cast<const unsigned char*>(p);
+        for (std::size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+};
+
+class state_writer {
+public:
+    explicit state_writer(const std::filesystem::path& p) : path_(p), out_(p, std::ios::binary | std::ios::trunc) {
+        if (!out_) throw error(p.string() + ": cannot open the state file for writing", errc::io);
+    }
+    void bytes(const void* p, std::size_t n) {
+        hash_.add(p, n);
+        out_.write(static_cast<const char*>(p), std::streamsize(n));
+    }
+    template <class T> void value(T v) { bytes(&v, sizeof v); }
+    void finish() {
+        const std::uint64_t h = hash_.h;
+        out_.write(reinterpret_cast<const char*>(&h), sizeof h);
+        out_.flush();
+        if (!out_) throw error(path_.string() + ": writing the state file failed", errc::io);
+    }
+
+private:
+    std::filesystem::path path_;
+    std::ofstream out_;
+    fnv1a hash_;
+};
+
+class state_reader {
+public:
+    explicit state_reader(const std::filesystem::path& p) : path_(p.string()), in_(p, std::ios::binary) {
+        if (!in_) throw error(path_ + ": cannot open the state file", errc::io);
+        std::error_code ec;
+        size_ = std::filesystem::file_size(p, ec);
+        if (ec) throw error(path_ + ": cannot read the state file's size", errc::io);
+    }
+    std::uint64_t left() const noexcept { return size_ - read_; }
+    [[noreturn]] void fail(const std::string& why) const {
+        throw error(path_ + ": not a valid qinfer state file: " + why, errc::format);
+    }
+    void bytes(void* p, std::size_t n, const char* what) {
+        if (n > left()) fail(std::string("the file ends inside ") + what);
+        in_.read(static_cast<char*>(p), std::streamsize(n));
+        if (!in_) throw error(path_ + ": reading the state file failed", errc::io);
+        read_ += n;
+        hash_.add(p, n);
+    }
+    template <class T> T value(const char* what) {
+        T v;
+        bytes(&v, sizeof v, what);
+        return v;
+    }
+    // Checks that `count` elements of `size` bytes fit in what is left before allocating them.
+    void need(std::uint64_t count, std::uint64_t size, const char* what) const {
+        if (size != 0 && count > left() / size) fail(std::string(what) + " would run past the end of the file");
+    }
+    void finish() {
+        const std::uint64_t expect = hash_.h;
+        std::uint64_t h = 0;
+        if (left() != sizeof h) fail(left() < sizeof h ? "the checksum is missing" : "bytes follow the data");
+        in_.read(reinterpret_cast<char*>(&h), sizeof h);
+        if (!in_) throw error(path_ + ": reading the state file failed", errc::io);
+        if (h != expect) fail("the checksum does not match (the file is damaged)");
+    }
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    std::string path_;
+    std::ifstream in_;
+    std::uint64_t size_ = 0, read_ = 0;
+    fnv1a hash_;
+};
+
+}  // namespace detail
+
+// Writes the session's state (and the sampler's, when given) to `path`.
+inline void save_state(const session& s, const std::filesystem::path& path, const sampler_chain* sampler = nullptr) {
+    const session_snapshot snap = s.snapshot();
+    const std::string sampler_text = sampler ? sampler->save_state() : std::string();
+    detail::state_writer w(path);
+    w.bytes(detail::state_magic, sizeof detail::state_magic);
+    w.value(detail::state_version);
+    w.value(std::uint32_t((snap.logits.empty() ? 0 : 1) | (sampler ? 2 : 0)));
+    w.value(snap.model_fingerprint);
+    w.value(std::uint32_t(snap.cache_type == kv_type::f16 ? 0 : 1));
+    w.value(std::uint32_t(snap.long_rope ? 1 : 0));
+    w.value(std::int64_t(snap.n_layer));
+    w.value(std::int64_t(snap.kv_width));
+    w.value(std::int64_t(s.get_model().config().n_vocab));
+    w.value(std::int64_t(snap.tokens.size()));
+    w.bytes(snap.tokens.data(), snap.tokens.size() * sizeof(std::int32_t));
+    if (!snap.logits.empty()) w.bytes(snap.logits.data(), snap.logits.size() * sizeof(float));
+    if (sampler) {
+        w.value(std::uint64_t(sampler_text.size()));
+        w.bytes(sampler_text.data(), sampler_text.size());
+    }
+    w.bytes(snap.keys.data(), snap.keys.size());
+    w.bytes(snap.values.data(), snap.values.size());
+    w.finish();
+}
+
+// Replaces the session's context with the one saved in `path` (and the sampler's state, when
+// given and the file has one). Throws qinfer::error naming the file: errc::io when it cannot
+// be read, errc::format when it is not a valid state file, errc::invalid_argument when it
+// belongs to another model or does not fit the session. Nothing changes unless it succeeds.
+inline void load_state(session& s, const std::filesystem::path& path, sampler_chain* sampler = nullptr) {
+    const model_config& c = s.get_model().config();
+    detail::state_reader r(path);
+    char magic[sizeof detail::state_magic];
+    r.bytes(magic, sizeof magic, "the header");
+    if (std::memcmp(magic, detail::state_magic, sizeof magic) != 0) r.fail("it does not start with QINFSTAT");
+    const auto version = r.value<std::uint32_t>("the header");
+    if (version != detail::state_version)
+        r.fail("version " + std::to_string(version) + " (this qinfer reads version " + std::to_string(detail::state_version) + ")");
+    const auto flags = r.value<std::uint32_t>("the header");
+    if (flags > 3) r.fail("unknown flags " + std::to_string(flags));
+    session_snapshot snap;
+    snap.model_fingerprint = r.value<std::uint64_t>("the header");
+    if (snap.model_fingerprint != s.get_model().fingerprint())
+        throw error(r.path() + ": the state was saved with another model (fingerprints differ)", errc::invalid_argument);
+    const auto type = r.value<std::uint32_t>("the header");
+    if (type > 1) r.fail("unknown cache type " + std::to_string(type));
+    snap.cache_type = type == 0 ? kv_type::f16 : kv_type::f32;
+    const auto long_rope = r.value<std::uint32_t>("the header");
+    if (long_rope > 1) r.fail("bad long-RoPE flag");
+    snap.long_rope = long_rope == 1;
+    snap.n_layer = r.value<std::int64_t>("the header");
+    snap.kv_width = r.value<std::int64_t>("the header");
+    const auto n_vocab = r.value<std::int64_t>("the header");
+    const auto n_tokens = r.value<std::int64_t>("the header");
+    if (snap.n_layer != c.n_layer || snap.kv_width != c.n_head_kv * c.head_dim || n_vocab != c.n_vocab)
+        r.fail("its shape (" + std::to_string(snap.n_layer) + " layers, width " + std::to_string(snap.kv_width) + ", " +
+               std::to_string(n_vocab) + " tokens vocabulary) is not the model's");
+    if (n_tokens < 0 || n_tokens > s.n_ctx())
+        throw error(r.path() + ": the state holds " + std::to_string(n_tokens) + " tokens; the session's n_ctx is " +
+                        std::to_string(s.n_ctx()),
+                    errc::invalid_argument);
+    r.need(std::uint64_t(n_tokens), sizeof(std::int32_t), "the tokens");
+    snap.tokens.resize(std::size_t(n_tokens));
+    r.bytes(snap.tokens.data(), snap.tokens.size() * sizeof(std::int32_t), "the tokens");
+    if (flags & 1) {
+        r.need(std::uint64_t(n_vocab), sizeof(float), "the logits");
+        snap.logits.resize(std::size_t(n_vocab));
+        r.bytes(snap.logits.data(), snap.logits.size() * sizeof(float), "the logits");
+    }
+    std::string sampler_text;
+    if (flags & 2) {
+        const auto n = r.value<std::uint64_t>("the sampler state's length");
+        r.need(n, 1, "the sampler state");
+        sampler_text.resize(std::size_t(n));
+        r.bytes(sampler_text.data(), sampler_text.size(), "the sampler state");
+    }
+    const std::uint64_t elem = snap.cache_type == kv_type::f16 ? 2 : 4;
+    const std::uint64_t kv_bytes = std::uint64_t(snap.n_layer) * std::uint64_t(n_tokens) * std::uint64_t(snap.kv_width) * elem;
+    r.need(2, kv_bytes, "the keys and values");
+    snap.keys.resize(std::size_t(kv_bytes));
+    snap.values.resize(std::size_t(kv_bytes));
+    r.bytes(snap.keys.data(), snap.keys.size(), "the keys");
+    r.bytes(snap.values.data(), snap.values.size(), "the values");
+    r.finish();
+    // All read and checked: apply. Each of the two either succeeds or changes nothing, so the
+    // sampler's old state is put back if the session's restore fails after it.
+    if (sampler && (flags & 2)) {
+        const std::string before = sampler->save_state();
+        try {
+            sampler->load_state(sampler_text);
+        } catch (const error& e) {
+            throw error(r.path() + ": " + e.what(), e.code());
+        }
+        try {
+            s.restore(snap);
+        } catch (...) {
+            sampler->load_state(before);
+            throw;
+        }
+        return;
+    }
+    s.restore(snap);
+}
+
+QINFER_NAMESPACE_END
+// ---- end qinfer/app/state.hpp ----
+// ---- begin qinfer/eval/perplexity.hpp ----
+// qinfer/eval/perplexity.hpp — perplexity of a model over a token stream, the way
+// llama.cpp's llama-perplexity computes it, and the KL divergence of a model's next-token
+// distributions from a base model's (what a quantization costs).
+//
+// Method (llama-perplexity, tools/perplexity/perplexity.cpp, without --ppl-stride):
+//   - the text is tokenized with BOS (as the vocabulary asks); it needs at least 2 * n_ctx
+//     tokens; it is cut into floor(n_tokens / n_ctx) chunks of n_ctx tokens (the rest is unused);
+//   - each chunk is evaluated from an empty context, its first token replaced by BOS;
+//   - only the second half is scored: the logits at positions first = n_ctx / 2 ...
+//     n_ctx - 2 predict the tokens at first + 1 ... n_ctx - 1 (n_ctx - first - 1 per chunk);
+//   - NLL = max + log(sum exp(l - max)) - l[tok] (expf summed in double, as there);
+//     PPL = exp(mean NLL), its error exp(mean) * sqrt(var(NLL) / (count - 1)).
+//
+// KL divergence: `save_kld_base` runs the base model and writes the log-probabilities of every
+// scored position to a file; `kl_divergence` runs another model over the same tokens (read
+// from the file) and compares. The file is qinfer's own format (not llama.cpp's, which stores
+// 16-bit quantized log-probabilities), all little-endian:
+//
+//   char     magic[8]    "QINFKLD1"
+//   uint32   n_ctx, n_vocab, n_chunk, reserved (0)
+//   int32    tokens[n_chunk * n_ctx]             the evaluated token stream (BOS not substituted)
+//   float32  log_probs[n_chunk][n_ctx - n_ctx/2 - 1][n_vocab]
+//                                               log-softmax of the base model's logits at each
+//                                               scored position, chunk by chunk
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+
+QINFER_NAMESPACE_BEGIN
+namespace eval {
+
+struct perplexity_options {
+    std::int64_t n_ctx = 512;    // tokens per chunk (the session's n_ctx must be at least this)
+    std::int64_t n_batch = 0;    // tokens per eval call (0: n_ctx)
+    std::int64_t max_chunks = -1;// < 0: all chunks the tokens make
+};
+
+// Running sums of negative log-likelihoods.
+struct nll_stats {
+    double sum = 0, sum2 = 0;
+    std::int64_t count = 0;
+
+    void add(double v) { sum += v; sum2 += v * v; ++count; }
+    double mean() const { return count ? sum / double(count) : 0.0; }
+    double ppl() const { return std::exp(mean()); }
+    // llama-perplexity's "+/-": exp(mean) times the standard error of the mean NLL.
+    double ppl_error() const {
+        if (count < 2) return 0.0;
+        const double m = mean(), var = sum2 / double(count) - m * m;
+        return var > 0 ? std::sqrt(var / double(count - 1)) * ppl() : 0.0;
+    }
+};
+
+struct perplexity_result {
+    nll_stats nll;
+    std::int64_t n_chunks = 0, n_ctx = 0, n_tokens = 0;  // n_tokens: of the whole input
+    double ppl() const { return nll.ppl(); }
+    double ppl_error() const { return nll.ppl_error(); }
+};
+
+struct kld_result {
+    nll_stats nll, nll_base;           // the model's and the base model's NLL of the same tokens
+    double sum_kld = 0, sum_kld2 = 0, max_kld = 0;
+    std::int64_t same_top = 0, count = 0, n_chunks = 0, n_ctx = 0;
+    std::vector<float> kld_values;     // per scored position, in order
+
+    double mean_kld() const { return count ? sum_kld / double(count) : 0.0; }
+    double mean_kld_error() const {
+        if (count < 2) return 0.0;
+        const double m = mean_kld(), var = sum_kld2 / double(count) - m * m;
+        return var > 0 ? std::sqrt(var / double(count - 1)) : 0.0;
+    }
+    double same_top_percent() const { return count ? 100.0 * double(same_top) / double(count) : 0.0; }
+};
+
+// Called after each chunk: its index (0-based), the number of chunks, the chunk's evaluation
+// time in seconds, and the running NLL statistics.
+using chunk_callback = std::function<void(std::int64_t chunk, std::int64_t n_chunks, double seconds, const nll_stats& so_far)>;
+
+namespace detail {
+
+// llama.cpp's log_softmax: float max, expf summed in double; returns the NLL of `tok`.
+inline double nll_of(std::span<const float> logits, std::int32_t tok) {
+    float max = logits[0];
+    for (float l : logits) max = std::max(max, l);
+    double sum = 0;
+    for (float l : logits) sum += std::exp(l - max);
+    return double(max) + std::log(sum) - double(logits[std::size_t(tok)]);
+}
+
+// log-softmax in double, stored as float.
+inline void log_softmax(std::span<const float> logits, std::span<float> out) {
+    float max = logits[0];
+    for (float l : logits) max = std::max(max, l);
+    double sum = 0;
+    for (float l : logits) sum += std::exp(double(l) - double(max));
+    const double lse = double(max) + std::log(sum);
+    for (std::size_t i = 0; i < logits.size(); ++i) out[i] = float(double(logits[i]) - lse);
+}
+
+}  // namespace detail
+
+// How many chunks perplexity() scores for n_tokens tokens; throws if there are fewer than
+// 2 * n_ctx (llama-perplexity's minimum).
+inline std::int64_t chunk_count(std::size_t n_tokens, const perplexity_options& opt) {
+    if (opt.n_ctx < 4) throw error("eval::perplexity: n_ctx must be at least 4, got " + std::to_string(opt.n_ctx));
+    if (std::int64_t(n_tokens) < 2 * opt.n_ctx)
+        throw error("eval::perplexity: the text tokenizes to only " + std::to_string(n_tokens) + " tokens; a context of " +
+                    std::to_string(opt.n_ctx) + " needs at least " + std::to_string(2 * opt.n_ctx) +
+                    " (use a longer text or a smaller n_ctx)", errc::invalid_argument);
+    const std::int64_t max = std::int64_t(n_tokens) / opt.n_ctx;
+    return opt.max_chunks < 0 ? max : std::min(opt.max_chunks, max);
+}
+
+namespace detail {
+
+// Evaluates every chunk and calls on_scored(chunk, i, logits row, next token) for each scored
+// position i = first .. n_ctx - 2 of the chunk, then on_chunk.
+template <class OnScored, class OnChunk>
+void run_chunks(session& s, std::span<const std::int32_t> tokens, const perplexity_options& opt, std::int64_t n_chunk,
+                OnScored&& on_scored, OnChunk&& on_chunk) {
+    const model& m = s.get_model();
+    const std::int64_t n_ctx = opt.n_ctx, n_vocab = m.config().n_vocab;
+    if (s.n_ctx() < n_ctx)
+        throw error("eval::perplexity: the session's context (" + std::to_string(s.n_ctx()) + ") is smaller than the chunk size " +
+                    std::to_string(n_ctx));
+    const auto& v = m.tokenizer().vocab();
+    if (v.add_bos && v.bos == text::no_token) throw error("eval::perplexity: the vocabulary asks for BOS but defines none");
+    const std::int64_t n_batch = opt.n_batch > 0 ? std::min(opt.n_batch, n_ctx) : n_ctx;
+    const std::int64_t first = n_ctx / 2;
+    std::vector<std::int32_t> chunk(std::size_t(n_ctx), 0);
+    for (std::int64_t c = 0; c < n_chunk; ++c) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::copy_n(tokens.begin() + c * n_ctx, n_ctx, chunk.begin());
+        if (v.add_bos) chunk[0] = v.bos;
+        s.reset();
+        for (std::int64_t b = 0; b < n_ctx; b += n_batch) {
+            const std::int64_t nb = std::min(n_batch, n_ctx - b);
+            const bool needed = b + nb - 1 >= first;  // any scored row in this batch
+            const auto batch = std::span<const std::int32_t>(chunk).subspan(std::size_t(b), std::size_t(nb));
+            if (!needed) { s.eval(batch); continue; }
+            const std::span<const float> logits = s.eval_all(batch);
+            for (std::int64_t k = 0; k < nb; ++k) {
+                const std::int64_t pos = b + k;
+                if (pos < first || pos >= n_ctx - 1) continue;
+                on_scored(c, pos, logits.subspan(std::size_t(k * n_vocab), std::size_t(n_vocab)), chunk[std::size_t(pos + 1)]);
+            }
+        }
+        on_chunk(c, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+}
+
+inline void put_u32(std::ostream& o, std::uint32_t v) {
+    unsigned char b[4] = {std::uint8_t(v), std::uint8_t(v >> 8), std::uint8_t(v >> 16), std::uint8_t(v >> 24)};
+    o.write(reinterpret_cast<const char*>(b), 4);
+}
+inline std::uint32_t get_u32(const unsigned char* b) {
+    return std::uint32_t(b[0]) | std::uint32_t(b[1]) << 8 | std::uint32_t(b[2]) << 16 | std::uint32_t(b[3]) << 24;
+}
+inline constexpr char kld_magic[8] = {'Q', 'I', 'N', 'F', 'K', 'L', 'D', '1'};
+
+}  // namespace detail
+
+// The token stream llama-perplexity evaluates: the text with BOS (if the vocabulary adds one).
+inline std::vector<std::int32_t> tokenize_for_perplexity(const model& m, std::string_view text) {
+    if (m.tokenizer().vocab().add_eos)
+        throw error("eval::perplexity: the vocabulary adds EOS after every text; perplexity (as llama.cpp computes it) needs a vocabulary that does not");
+    return m.tokenizer().encode(text, true, false);
+}
+
+// Perplexity over `tokens` (see the top of this file). Resets the session before every chunk.
+inline perplexity_result perplexity(session& s, std::span<const std::int32_t> tokens, const perplexity_options& opt = {},
+                                    const chunk_callback& on_chunk = {}) {
+    perplexity_result r;
+    r.n_chunks = chunk_count(tokens.size(), opt);
+    r.n_ctx = opt.n_ctx;
+    r.n_tokens = std::int64_t(tokens.size());
+    detail::run_chunks(
+        s, tokens, opt, r.n_chunks,
+        [&](std::int64_t, std::int64_t, std::span<const float> logits, std::int32_t next) { r.nll.add(detail::nll_of(logits, next)); },
+        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
+    return r;
+}
+
+// Perplexity, also writing the base log-probabilities for `kl_divergence` to `path`.
+inline perplexity_result save_kld_base(session& s, std::span<const std::int32_t> tokens, const std::filesystem::path& path,
+                                       const perplexity_options& opt = {}, const chunk_callback& on_chunk = {}) {
+    perplexity_result r;
+    r.n_chunks = chunk_count(tokens.size(), opt);
+    r.n_ctx = opt.n_ctx;
+    r.n_tokens = std::int64_t(tokens.size());
+    const std::int64_t n_vocab = s.get_model().config().n_vocab;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) throw error(path.string() + ": cannot open for writing", errc::io);
+    out.write(detail::kld_magic, 8);
+    detail::put_u32(out, std::uint32_t(opt.n_ctx));
+    detail::put_u32(out, std::uint32_t(n_vocab));
+    detail::put_u32(out, std::uint32_t(r.n_chunks));
+    detail::put_u32(out, 0);
+    for (std::int64_t i = 0; i < r.n_chunks * opt.n_ctx; ++i) detail::put_u32(out, std::uint32_t(tokens[std::size_t(i)]));
+    std::vector<float> lp(static_cast<std::size_t>(n_vocab));
+    detail::run_chunks(
+        s, tokens, opt, r.n_chunks,
+        [&](std::int64_t, std::int64_t, std::span<const float> logits, std::int32_t next) {
+            r.nll.add(detail::nll_of(logits, next));
+            detail::log_softmax(logits, lp);
+            for (float& f : lp) {  // little-endian on disk
+                std::uint32_t u;
+                std::memcpy(&u, &f, 4);
+                detail::put_u32(out, u);
+            }
+        },
+        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
+    out.flush();
+    if (!out) throw error(path.string() + ": write failed", errc::io);
+    return r;
+}
+
+// A base log-probability file, read whole (see the top of this file for its layout).
+struct kld_base {
+    std::uint32_t n_ctx = 0, n_vocab = 0, n_chunk = 0;
+    std::vector<std::int32_t> tokens;
+    std::vector<float> log_probs;  // n_chunk * (n_ctx - n_ctx/2 - 1) rows of n_vocab
+
+    std::int64_t scored_per_chunk() const { return std::int64_t(n_ctx) - n_ctx / 2 - 1; }
+
+    static kld_base read(const std::filesystem::path& path) {
+        const std::string p = path.string();
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw error(p + ": cannot open the KL-divergence base file", errc::io);
+        std::vector<unsigned char> head(24);
+        if (!in.read(reinterpret_cast<char*>(head.data()), 24) || std::memcmp(head.data(), detail::kld_magic, 8) != 0)
+            throw error(p + ": not a qinfer KL-divergence base file (expected magic \"QINFKLD1\", as eval::save_kld_base writes)", errc::format);
+        kld_base b;
+        b.n_ctx = detail::get_u32(&head[8]);
+        b.n_vocab = detail::get_u32(&head[12]);
+        b.n_chunk = detail::get_u32(&head[16]);
+        if (b.n_ctx < 4 || b.n_vocab == 0 || b.n_chunk == 0)
+            throw error(p + ": bad header (n_ctx " + std::to_string(b.n_ctx) + ", n_vocab " + std::to_string(b.n_vocab) +
+                        ", n_chunk " + std::to_string(b.n_chunk) + ")");
+        const std::uint64_t n_tok = std::uint64_t(b.n_chunk) * b.n_ctx;
+        const std::uint64_t n_lp = std::uint64_t(b.n_chunk) * std::uint64_t(b.scored_per_chunk()) * b.n_vocab;
+        const std::uint64_t expect = 24 + 4 * (n_tok + n_lp);
+        std::error_code ec;
+        const std::uint64_t size = std::filesystem::file_size(path, ec);
+        if (ec || size != expect)
+            throw error(p + ": the header (n_ctx " + std::to_string(b.n_ctx) + ", n_vocab " + std::to_string(b.n_vocab) +
+                        ", n_chunk " + std::to_string(b.n_chunk) + ") needs " + std::to_string(expect) + " bytes but the file has " +
+                        std::to_string(size));
+        std::vector<unsigned char> buf(std::size_t(4 * n_tok));
+        in.read(reinterpret_cast<char*>(buf.data()), std::streamsize(buf.size()));
+        b.tokens.resize(std::size_t(n_tok));
+        for (std::size_t i = 0; i < b.tokens.size(); ++i) b.tokens[i] = std::int32_t(detail::get_u32(&buf[4 * i]));
+        b.log_probs.resize(std::size_t(n_lp));
+        in.read(reinterpret_cast<char*>(b.log_probs.data()), std::streamsize(4 * n_lp));
+        if (!in) throw error(p + ": read failed", errc::io);
+        if constexpr (std::endian::native == std::endian::big)
+            for (float& f : b.log_probs) {
+                std::uint32_t u;
+                std::memcpy(&u, &f, 4);
+                u = detail::get_u32(reinterpret_cast<const unsigned char*>(&u));
+                std::memcpy(&f, &u, 4);
+            }
+        for (std::int32_t t : b.tokens)
+            if (t < 0 || std::uint32_t(t) >= b.n_vocab)
+                throw error(p + ": token id " + std::to_string(t) + " is outside the file's vocabulary of " + std::to_string(b.n_vocab));
+        return b;
+    }
+};
+
+// Runs the session's model over the base file's tokens with the base's chunk size and
+// compares its next-token distributions with the base's: KL(base || model) per scored
+// position, top-token agreement, both NLLs. max_chunks < 0: all chunks of the file.
+inline kld_result kl_divergence(session& s, const kld_base& base, std::int64_t max_chunks = -1, std::int64_t n_batch = 0,
+                                const chunk_callback& on_chunk = {}) {
+    const std::int64_t n_vocab = s.get_model().config().n_vocab;
+    if (std::int64_t(base.n_vocab) != n_vocab)
+        throw error("eval::kl_divergence: vocabulary mismatch: the base logits have " + std::to_string(base.n_vocab) +
+                    " tokens, the model has " + std::to_string(n_vocab));
+    perplexity_options opt;
+    opt.n_ctx = base.n_ctx;
+    opt.n_batch = n_batch;
+    kld_result r;
+    r.n_ctx = base.n_ctx;
+    r.n_chunks = max_chunks < 0 ? std::int64_t(base.n_chunk) : std::min<std::int64_t>(max_chunks, base.n_chunk);
+    const std::int64_t per_chunk = base.scored_per_chunk(), first = base.n_ctx / 2;
+    r.kld_values.reserve(std::size_t(r.n_chunks * per_chunk));
+    std::vector<float> lp(static_cast<std::size_t>(n_vocab));
+    detail::run_chunks(
+        s, base.tokens, opt, r.n_chunks,
+        [&](std::int64_t c, std::int64_t pos, std::span<const float> logits, std::int32_t next) {
+            const float* q = base.log_probs.data() + std::size_t((c * per_chunk + pos - first) * n_vocab);
+            detail::log_softmax(logits, lp);
+            double kld = 0;
+            std::size_t top = 0, top_base = 0;
+            for (std::size_t i = 0; i < lp.size(); ++i) {
+                if (q[i] > -std::numeric_limits<float>::infinity()) kld += std::exp(double(q[i])) * (double(q[i]) - double(lp[i]));
+                if (lp[i] > lp[top]) top = i;
+                if (q[i] > q[top_base]) top_base = i;
+            }
+            kld = std::max(kld, 0.0);  // rounding can leave -1e-17 for identical distributions
+            r.sum_kld += kld;
+            r.sum_kld2 += kld * kld;
+            r.max_kld = std::max(r.max_kld, kld);
+            r.kld_values.push_back(float(kld));
+            r.same_top += top == top_base;
+            ++r.count;
+            r.nll.add(detail::nll_of(logits, next));
+            r.nll_base.add(-double(q[std::size_t(next)]));
+        },
+        [&](std::int64_t c, double sec) { if (on_chunk) on_chunk(c, r.n_chunks, sec, r.nll); });
+    return r;
+}
+
+}  // namespace eval
+QINFER_NAMESPACE_END
+// ---- end qinfer/eval/perplexity.hpp ----
+// ---- begin qinfer/gguf/writer.hpp ----
+// qinfer/gguf/writer.hpp — builds GGUF v3 files, in memory or on disk.
+//
+// The writer checks what it is given against the same rules the reader enforces, so every
+// file it produces reads back. The layout is llama.cpp's: metadata in insertion order, tensor
+// infos, the header padded to the alignment, then each tensor's data padded to the alignment.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+
+QINFER_NAMESPACE_BEGIN
+namespace gguf {
+
+class writer {
+public:
+    // --- metadata: setting an existing key replaces its value in place --------------------
+
+    template <detail::metadata_scalar T> void set(std::string key, T v) {
+        std::vector<std::byte> enc;
+        append_scalar(enc, v);
+        put(std::move(key), detail::stored_type_of<T>(), std::move(enc));
+    }
+    void set(std::string key, std::string_view v) {
+        check_string(key, v);
+        std::vector<std::byte> enc;
+        detail::append_string(enc, v);
+        put(std::move(key), value_type::string, std::move(enc));
+    }
+    void set(std::string key, const char* v) { set(std::move(key), std::string_view(v)); }
+
+    // Arrays of scalars (std::vector<bool> included).
+    template <detail::metadata_scalar T> void set(std::string key, const std::vector<T>& values) {
+        set_array_of<T>(std::move(key), values);
+    }
+    template <detail::metadata_scalar T> void set(std::string key, std::span<const T> values) {
+        set_array_of<T>(std::move(key), values);
+    }
+    // Arrays of strings.
+    void set(std::string key, std::span<const std::string> values) {
+        set_array_of<std::string_view>(std::move(key), values);
+    }
+    void set(std::string key, std::span<const std::string_view> values) {
+        set_array_of<std::string_view>(std::move(key), values);
+    }
+    void set(std::string key, const std::vector<std::string>& values) {
+        set(std::move(key), std::span<const std::string>(values));
+    }
+    void set(std::string key, const std::vector<std::string_view>& values) {
+        set(std::move(key), std::span<const std::string_view>(values));
+    }
+
+    // A value read from another file, of any type (nested arrays included), copied as stored.
+    void set(std::string key, const value& v) {
+        const auto enc = v.encoded();
+        put(std::move(key), v.type(), std::vector<std::byte>(enc.begin(), enc.end()));
+    }
+
+    // Removes a key; false if it was absent.
+    bool erase(std::string_view key) {
+        const auto it = std::find_if(entries_.begin(), entries_.end(), [&](const entry& e) { return e.key == key; });
+        if (it == entries_.end()) return false;
+        entries_.erase(it);
+        return true;
+    }
+
+    std::size_t metadata_count() const noexcept { return entries_.size(); }
+    bool contains(std::string_view key) const { return find(key) != nullptr; }
+
+    // Stored as the u32 key "general.alignment", which is where readers look for it.
+    void set_alignment(std::size_t alignment) {
+        if (!detail::is_power_of_two(alignment) || alignment > max_alignment)
+            fail(detail::cat("alignment must be a power of two between 1 and ", max_alignment, ", got ", alignment));
+        set(std::string(alignment_key), static_cast<std::uint32_t>(alignment));
+    }
+    std::size_t alignment() const {
+        const entry* e = find(alignment_key);
+        return e ? detail::load_le<std::uint32_t>(e->encoded.data()) : default_alignment;
+    }
+
+    // --- tensors: stored in the order added; `data` is copied ----------------------------
+
+    void add_tensor(std::string name, type_id type, std::span<const std::int64_t> ne, std::span<const std::byte> data) {
+        const std::string who = "tensor " + detail::quoted(name);
+        if (name.empty()) fail("tensor names must not be empty");
+        if (name.size() > max_tensor_name_bytes)
+            fail(detail::cat(who, ": name is ", name.size(), " bytes, at most ", max_tensor_name_bytes, " allowed"));
+        if (tensor_names_.count(name)) fail(detail::cat(who, " was already added"));
+        if (ne.empty() || ne.size() > static_cast<std::size_t>(max_dims))
+            fail(detail::cat(who, ": expected 1 to ", max_dims, " dimensions, got ", ne.size()));
+        const type_info& ti = info(type);
+        std::int64_t n = 1;
+        for (std::size_t d = 0; d < ne.size(); ++d) {
+            if (ne[d] < 1) fail(detail::cat(who, ": dimension ", d, " is ", ne[d], ", expected at least 1"));
+            if (!detail::mul_ok(n, ne[d], n)) fail(detail::cat(who, ": element count overflows int64"));
+        }
+        if (ne[0] % ti.block_size != 0)
+            fail(detail::cat(who, ": row length ", ne[0], " is not a multiple of ", ti.name, "'s block size ",
+                             ti.block_size));
+        std::uint64_t n_bytes = 0;
+        if (!detail::mul_ok(static_cast<std::uint64_t>(n / ti.block_size), static_cast<std::uint64_t>(ti.block_bytes),
+                            n_bytes))
+            fail(detail::cat(who, ": byte size overflows"));
+        if (data.size() != n_bytes)
+            fail(detail::cat(who, ": expected ", n_bytes, " bytes of ", ti.name, " data for its shape, got ",
+                             data.size()));
+        tensor_names_.insert(name);
+        tensors_.push_back({std::move(name), type, std::vector<std::int64_t>(ne.begin(), ne.end()),
+                            std::vector<std::byte>(data.begin(), data.end())});
+    }
+
+    std::size_t tensor_count() const noexcept { return tensors_.size(); }
+
+    // --- output --------------------------------------------------------------------------
+
+    std::vector<std::byte> bytes() const {
+        std::vector<std::byte> out;
+        emit([&](std::span<const std::byte> s) { out.insert(out.end(), s.begin(), s.end()); });
+        return out;
+    }
+
+    void write(const std::filesystem::path& path) const {
+        std::ofstream f(path, std::ios::binary | std::ios::trunc);
+        if (!f) throw error("cannot open '" + path.string() + "' for writing", errc::io);
+        emit([&](std::span<const std::byte> s) {
+            f.write(reinterpret_cast<const char*>(s.data()), static_cast<std::streamsize>(s.size()));
+        });
+        f.close();
+        if (!f) throw error("cannot write '" + path.string() + "' (disk full or I/O error?)", errc::io);
+    }
+
+private:
+    struct entry {
+        std::string key;
+        value_type type;
+        std::vector<std::byte> encoded;  // everything after the type tag
+    };
+    struct pending_tensor {
+        std::string name;
+        type_id type;
+        std::vector<std::int64_t> ne;
+        std::vector<std::byte> data;
+    };
+
+    [[noreturn]] static void fail(std::string_view message) { throw error(detail::cat("gguf writer: ", message)); }
+
+    const entry* find(std::string_view key) const {
+        for (const entry& e : entries_)
+            if (e.key == key) return &e;
+        return nullptr;
+    }
+
+    template <detail::metadata_scalar T> static void append_scalar(std::vector<std::byte>& out, T v) {
+        if constexpr (std::is_same_v<T, bool>) out.push_back(std::byte{v ? std::uint8_t{1} : std::uint8_t{0}});
+        else detail::append_le<T>(out, v);
+    }
+
+    static void check_string(std::string_view key, std::string_view v) {
+        if (v.size() > max_string_bytes)
+            fail(detail::cat("key ", detail::quoted(key), ": string of ", v.size(), " bytes exceeds ",
+                             max_string_bytes));
+    }
+
+    template <class T, class Range> void set_array_of(std::string key, const Range& values) {
+        const std::uint64_t n = std::size(values);
+        if (n > max_array_elements)
+            fail(detail::cat("key ", detail::quoted(key), ": array of ", n, " elements exceeds ", max_array_elements));
+        std::vector<std::byte> enc;
+        detail::append_le<std::uint32_t>(enc, static_cast<std::uint32_t>(detail::stored_type_of<T>()));
+        detail::append_le<std::uint64_t>(enc, n);
+        for (const auto& v : values) {
+            if constexpr (std::is_same_v<T, std::string_view>) {
+                check_string(key, v);
+                detail::append_string(enc, v);
+            } else {
+                append_scalar<T>(enc, static_cast<T>(v));
+            }
+        }
+        put(std::move(key), value_type::array, std::move(enc));
+    }
+
+    void put(std::string key, value_type type, std::vector<std::byte> encoded) {
+        if (key.empty()) fail("keys must not be empty");
+        if (key.size() > max_key_bytes)
+            fail(detail::cat("key ", detail::quoted(key), " is ", key.size(), " bytes, at most ", max_key_bytes,
+                             " allowed"));
+        if (key == alignment_key) {  // readers reject any other type or value here
+            if (type != value_type::u32) fail(detail::cat("key ", detail::quoted(key), " must have type u32"));
+            const auto a = detail::load_le<std::uint32_t>(encoded.data());
+            if (!detail::is_power_of_two(a) || a > max_alignment)
+                fail(detail::cat("alignment must be a power of two between 1 and ", max_alignment, ", got ", a));
+        }
+        for (entry& e : entries_) {
+            if (e.key == key) {
+                e.type = type;
+                e.encoded = std::move(encoded);
+                return;
+            }
+        }
+        entries_.push_back({std::move(key), type, std::move(encoded)});
+    }
+
+    static std::uint64_t data_bytes(const pending_tensor& t) {
+        std::int64_t n = 1;
+        for (std::int64_t d : t.ne) n *= d;  // checked in add_tensor
+        const type_info& ti = info(t.type);
+        return static_cast<std::uint64_t>(n / ti.block_size * ti.block_bytes);
+    }
+
+    template <class Sink> void emit(Sink&& sink) const {
+        const std::uint64_t align = alignment();
+        static constexpr std::array<std::byte, 64> zeros{};
+        auto pad = [&](std::uint64_t written) {
+            for (std::uint64_t left = detail::padding_for(written, align); left > 0;) {
+                const std::uint64_t n = std::min<std::uint64_t>(left, zeros.size());
+                sink(std::span<const std::byte>(zeros.data(), static_cast<std::size_t>(n)));
+                left -= n;
+            }
+        };
+
+        std::vector<std::byte> head;
+        detail::append_bytes(head, magic);
+        detail::append_le<std::uint32_t>(head, written_version);
+        detail::append_le<std::uint64_t>(head, tensors_.size());
+        detail::append_le<std::uint64_t>(head, entries_.size());
+        for (const entry& e : entries_) {
+            detail::append_string(head, e.key);
+            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(e.type));
+            head.insert(head.end(), e.encoded.begin(), e.encoded.end());
+        }
+        std::uint64_t offset = 0;
+        for (const pending_tensor& t : tensors_) {
+            detail::append_string(head, t.name);
+            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(t.ne.size()));
+            for (std::int64_t d : t.ne) detail::append_le<std::int64_t>(head, d);
+            detail::append_le<std::uint32_t>(head, static_cast<std::uint32_t>(t.type));
+            detail::append_le<std::uint64_t>(head, offset);
+            const std::uint64_t n = data_bytes(t);
+            offset += n + detail::padding_for(n, align);
+        }
+        sink(std::span<const std::byte>(head));
+        pad(head.size());
+        for (const pending_tensor& t : tensors_) {
+            sink(std::span<const std::byte>(t.data));
+            pad(t.data.size());
+        }
+    }
+
+    std::vector<entry> entries_;
+    std::vector<pending_tensor> tensors_;
+    std::unordered_set<std::string> tensor_names_;
+};
+
+}  // namespace gguf
+QINFER_NAMESPACE_END
+// ---- end qinfer/gguf/writer.hpp ----
 // ---- begin qinfer/tools/quantize.hpp ----
 // qinfer/tools/quantize.hpp — converts an F32 / F16 / BF16 GGUF model to a quantized one, with
 // llama.cpp's file-type mixes (Q4_K_M, Q3_K_S, ...), writing the same file as llama.cpp.

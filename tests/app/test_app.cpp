@@ -15,8 +15,8 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <qinfer/generate.hpp>
-#include <qinfer/text/chat_session.hpp>
+#include <qinfer/app/generate.hpp>
+#include <qinfer/app/chat_session.hpp>
 
 #include "app/support.hpp"
 #include "skip.hpp"

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <qinfer/generate.hpp>
-#include <qinfer/state.hpp>
-#include <qinfer/text/chat_session.hpp>
+#include <qinfer/app/generate.hpp>
+#include <qinfer/app/state.hpp>
+#include <qinfer/app/chat_session.hpp>
 
 #include "app/support.hpp"
 #include "model/chatml_stories.hpp"
@@ -40,7 +40,7 @@ void reseal(std::vector<char>& f) {
     std::memcpy(f.data() + f.size() - 8, &h, 8);
 }
 
-// Byte offsets in a version-1 state file (qinfer/state.hpp).
+// Byte offsets in a version-1 state file (qinfer/app/state.hpp).
 constexpr std::size_t off_n_tokens = 8 + 4 + 4 + 8 + 4 + 4 + 8 + 8 + 8, off_tokens = off_n_tokens + 8;
 
 std::vector<float> copy(std::span<const float> s) { return {s.begin(), s.end()}; }

@@ -21,7 +21,7 @@
 #ifdef QINFER_DOWNSTREAM_UMBRELLA
 #include <qinfer/qinfer.hpp>  // the umbrella header: the amalgamated single header, or the installed one
 #else
-#include <qinfer/generate.hpp>     // model, session, generate
+#include <qinfer/app/generate.hpp>     // model, session, generate
 #include <qinfer/gguf/reader.hpp>
 #include <qinfer/gguf/writer.hpp>
 #include <qinfer/quant/q8_0.hpp>

@@ -1,4 +1,4 @@
-// text/chat_session.hpp (what qinfer-chat runs) on stories260K given a chatml template: the
+// app/chat_session.hpp (what qinfer-chat runs) on stories260K given a chatml template: the
 // context always holds exactly the tokenized conversation, only the new part is evaluated,
 // and its logits equal a fresh evaluation of the whole conversation.
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <qinfer/text/chat_session.hpp>
+#include <qinfer/app/chat_session.hpp>
 
 #include "model/chatml_stories.hpp"
 #include "skip.hpp"

@@ -31,15 +31,20 @@ public:
         if (n < 0) n = s.n_past();
         if (n == 0) return;
         const std::span<const std::int32_t> want = s.tokens().first(std::size_t(n));
+        const std::uint64_t fp = s.get_model().fingerprint();
+        const auto held = [&] {  // under the lock: an entry already covers these tokens
+            for (const auto& e : entries_)
+                if (e->model_fingerprint == fp && e->tokens.size() >= want.size() && std::equal(want.begin(), want.end(), e->tokens.begin()))
+                    return true;
+            return false;
+        };
         {
             std::lock_guard lock(mutex_);
-            for (const auto& e : entries_)
-                if (e->model_fingerprint == s.get_model().fingerprint() && e->tokens.size() >= want.size() &&
-                    std::equal(want.begin(), want.end(), e->tokens.begin()))
-                    return;
+            if (held()) return;
         }
         auto snap = std::make_shared<const session_snapshot>(s.snapshot(n));  // outside the lock: it copies
         std::lock_guard lock(mutex_);
+        if (held()) return;  // another thread added it meanwhile
         bytes_ += size_of(*snap);
         entries_.push_front(std::move(snap));
         while (bytes_ > max_bytes_ && entries_.size() > 1) {

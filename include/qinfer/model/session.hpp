@@ -17,9 +17,9 @@ QINFER_NAMESPACE_BEGIN
 
 struct session_options {
     std::int64_t n_ctx = 0;      // 0: the model's training context, capped at 4096
-    int n_threads = 0;           // 0: all hardware threads (ignored when `pool` is given)
+    int n_threads = 0;           // > 0: a pool of this many threads of the session's own
     kv_type cache_type = kv_type::f16;
-    executor* pool = nullptr;    // the host's executor, or null for a pool of our own
+    executor* pool = nullptr;    // the host's executor; null and n_threads 0: default_executor(), shared
     std::int64_t n_batch = 512;  // tokens per forward pass; an eval of more runs in batches of this many
 };
 
@@ -53,6 +53,7 @@ public:
         n_batch_ = opt.n_batch;
         cache_ = kv_cache(c.n_layer, n_ctx_, c.n_head_kv, c.head_dim, opt.cache_type);
         if (opt.pool) pool_ = opt.pool;
+        else if (opt.n_threads <= 0) pool_ = &default_executor();
         else {
             own_pool_ = std::make_unique<thread_pool>(opt.n_threads);
             pool_ = own_pool_.get();

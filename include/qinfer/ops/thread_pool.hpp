@@ -123,4 +123,12 @@ private:
     bool stop_ = false;
 };
 
+// The process's shared pool, one thread per hardware thread, made on first use. Sessions
+// that name neither a pool nor a thread count run on it, so many sessions do not mean many
+// pools fighting over the cores: their jobs take turns (one job at a time, each on every core).
+inline executor& default_executor() {
+    static thread_pool pool(0);
+    return pool;
+}
+
 QINFER_NAMESPACE_END

@@ -1,4 +1,4 @@
-// qinfer/state.hpp — a session's state in a file: resume a conversation after a restart.
+// qinfer/app/state.hpp — a session's state in a file: resume a conversation after a restart.
 //
 //   qinfer::save_state(session, "chat.qstate", &sampler);   // sampler optional
 //   qinfer::load_state(other_session, "chat.qstate", &sampler);
@@ -25,9 +25,9 @@
 #include <string>
 #include <vector>
 
-#include "core/error.hpp"
-#include "model/session.hpp"
-#include "sampling/sampler.hpp"
+#include "../core/error.hpp"
+#include "../model/session.hpp"
+#include "../sampling/sampler.hpp"
 
 QINFER_NAMESPACE_BEGIN
 

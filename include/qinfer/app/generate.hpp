@@ -1,4 +1,4 @@
-// qinfer/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt, then
+// qinfer/app/generate.hpp — text in, streamed text out: tokenize, evaluate the prompt, then
 // sample token by token until an end-of-generation token, a stop string, the token budget,
 // the callback, a full context or cancellation.
 //
@@ -16,8 +16,8 @@
 #include <string_view>
 #include <vector>
 
-#include "model/session.hpp"
-#include "sampling/sampler.hpp"
+#include "../model/session.hpp"
+#include "../sampling/sampler.hpp"
 
 QINFER_NAMESPACE_BEGIN
 
